@@ -1,0 +1,46 @@
+# istiolite developer targets. Everything installs into .venv; heavy third-party builds are
+# cached under ~/.cache/istiolite so repeated runs on one machine are fast.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+CACHE  ?= $(HOME)/.cache/istiolite
+# mypy and import-linter resolve packages from the file system, which does not know about
+# setuptools' package-dir mapping; a tree of symlinks gives them the installed layout.
+TYPETREE := build/typetree
+
+.PHONY: dev test lint fmt bench typetree kube-bins images e2e demo clean
+
+dev: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+test: dev
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+typetree:
+	@rm -rf $(TYPETREE) && mkdir -p $(TYPETREE)/istiolite
+	@for f in istiolite/*; do ln -s ../../../$$f $(TYPETREE)/istiolite/; done
+	@ln -s ../../../agent $(TYPETREE)/istiolite/agent
+	@ln -s ../../../discovery $(TYPETREE)/istiolite/discovery
+	@ln -s ../../../install $(TYPETREE)/istiolite/install
+
+lint: dev typetree
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	cd $(TYPETREE) && ../../$(BIN)/mypy --config-file ../../pyproject.toml -p istiolite
+	$(BIN)/mypy tests
+	cd $(TYPETREE) && ../../$(BIN)/lint-imports --config ../../pyproject.toml
+
+fmt: dev
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: dev
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf build $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -40,7 +40,7 @@ fmt: dev
 	$(BIN)/ruff check --fix .
 
 bench: dev
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH)
 
 clean:
 	rm -rf build $(VENV) .mypy_cache .ruff_cache .pytest_cache

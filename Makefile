@@ -27,13 +27,13 @@ typetree:
 	@ln -s ../../../agent $(TYPETREE)/istiolite/agent
 	@ln -s ../../../discovery $(TYPETREE)/istiolite/discovery
 	@ln -s ../../../install $(TYPETREE)/istiolite/install
+	@ln -s ../../tests ../../bench $(TYPETREE)/
 
 lint: dev typetree
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	cd $(TYPETREE) && ../../$(BIN)/mypy --config-file ../../pyproject.toml -p istiolite
-	$(BIN)/mypy tests
-	cd $(TYPETREE) && ../../$(BIN)/lint-imports --config ../../pyproject.toml
+	cd $(TYPETREE) && ../../$(BIN)/mypy --config-file ../../pyproject.toml -p istiolite -p tests -p bench
+	cd $(TYPETREE) && ../../$(BIN)/lint-imports ../../pyproject.toml
 
 fmt: dev
 	$(BIN)/ruff format .

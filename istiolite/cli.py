@@ -1,8 +1,19 @@
 """The istiolite command line: install, inspect and validate the mesh."""
 
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
 import click
 
 from istiolite import __version__
+from istiolite.analyze import Severity, analyze
+from istiolite.api import DEFAULT_DOMAIN_SUFFIX, Parsed, parse_yaml
+
+YAML_SUFFIXES = (".yaml", ".yml", ".json")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -14,3 +25,66 @@ def main() -> None:
 def version() -> None:
     """Print the version of istiolite."""
     click.echo(__version__)
+
+
+
+
+def _read_sources(paths: tuple[str, ...]) -> list[Parsed]:
+    parsed: list[Parsed] = []
+    for name in paths:
+        if name == "-":
+            parsed.extend(parse_yaml(sys.stdin.read(), source="<stdin>"))
+            continue
+        path = Path(name)
+        files = (
+            sorted(p for p in path.rglob("*") if p.suffix in YAML_SUFFIXES)
+            if path.is_dir()
+            else [path]
+        )
+        for file in files:
+            try:
+                text = file.read_text()
+            except OSError as e:
+                raise click.FileError(str(file), hint=e.strerror or str(e)) from e
+            parsed.extend(parse_yaml(text, source=str(file)))
+    return parsed
+
+
+@main.command(name="analyze")
+@click.option(
+    "-f",
+    "--filename",
+    "filenames",
+    multiple=True,
+    required=True,
+    help="YAML file or directory to analyze (repeatable; '-' reads standard input).",
+)
+@click.option("-A", "--all-namespaces", is_flag=True, help="Analyze every namespace (the default).")
+@click.option("-n", "--namespace", default=None, help="Report findings for this namespace only.")
+@click.option("--domain-suffix", default=DEFAULT_DOMAIN_SUFFIX, show_default=True)
+@click.option(
+    "-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+def analyze_command(
+    filenames: tuple[str, ...],
+    all_namespaces: bool,
+    namespace: str | None,
+    domain_suffix: str,
+    output: str,
+) -> None:
+    """Validate Istio YAML and cross-check it; exit 1 when any error is found."""
+    if all_namespaces and namespace:
+        raise click.UsageError("use either --all-namespaces or --namespace, not both")
+    parsed = _read_sources(filenames)
+    findings = analyze(parsed, domain_suffix=domain_suffix)
+    if namespace:
+        findings = [f for f in findings if f.resource.split(" ", 1)[-1].startswith(f"{namespace}/")]
+    if output == "json":
+        click.echo(json.dumps([asdict(f) for f in findings], indent=2))
+    elif findings:
+        for f in findings:
+            click.echo(str(f))
+    else:
+        click.echo(f"No validation issues found when analyzing {len(parsed)} resource(s).")
+    if any(f.severity is Severity.ERROR for f in findings):
+        sys.exit(1)

@@ -1,0 +1,42 @@
+"""Istio's networking API and the Kubernetes objects the mesh reads, as typed frozen models.
+
+Everything that arrives as YAML or from the Kubernetes API is converted here, once, with
+validation that names the field path; nothing further in sees raw dicts.
+"""
+
+from istiolite.api.errors import FieldError, ValidationError, format_path
+from istiolite.api.hosts import DEFAULT_DOMAIN_SUFFIX, resolve_host
+from istiolite.api.resources import (
+    DestinationRule,
+    EndpointSlice,
+    ObjectMeta,
+    Other,
+    Parsed,
+    Pod,
+    Resource,
+    Service,
+    VirtualService,
+    WorkloadEntry,
+    parse_resource,
+    parse_yaml,
+)
+
+__all__ = [
+    "DEFAULT_DOMAIN_SUFFIX",
+    "DestinationRule",
+    "EndpointSlice",
+    "FieldError",
+    "ObjectMeta",
+    "Other",
+    "Parsed",
+    "Pod",
+    "Resource",
+    "Service",
+    "ValidationError",
+    "VirtualService",
+    "WorkloadEntry",
+    "format_path",
+    "parse_resource",
+    "parse_yaml",
+    "resolve_host",
+]

@@ -1,0 +1,205 @@
+"""Cross-checks over a set of resources, the way `istioctl analyze` reports them.
+
+Validation of a single resource happens when it is parsed; this module adds what only shows
+when resources are seen together: a route to a subset no DestinationRule defines, two
+VirtualServices claiming one host, a route to a host no Service provides. Pure: parsed
+resources in, findings out.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from istiolite.api import (
+    DEFAULT_DOMAIN_SUFFIX,
+    DestinationRule,
+    Parsed,
+    Service,
+    ValidationError,
+    VirtualService,
+    format_path,
+    resolve_host,
+)
+from istiolite.api.errors import Path
+from istiolite.api.networking import Destination
+
+
+class Severity(enum.StrEnum):
+    ERROR = "Error"
+    WARNING = "Warning"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    severity: Severity
+    code: str
+    resource: str  # "VirtualService default/reviews"
+    source: str  # "bookinfo.yaml#2"
+    path: str  # "spec.http[0].route[0].destination.subset", or "" for the whole resource
+    message: str
+
+    def __str__(self) -> str:
+        where = f" {self.path}:" if self.path else ""
+        return (
+            f"{self.severity} [{self.code}] {self.resource} ({self.source}){where} {self.message}"
+        )
+
+
+def _finding(severity: Severity, code: str, item: Parsed, path: Path, message: str) -> Finding:
+    resource = item.resource
+    assert resource is not None
+    return Finding(
+        severity=severity,
+        code=code,
+        resource=f"{resource.KIND} {resource.meta.key}",
+        source=item.source,
+        path=format_path(path) if path else "",
+        message=message,
+    )
+
+
+def _validation(error: ValidationError, source: str) -> Iterator[Finding]:
+    for e in error.errors:
+        yield Finding(
+            severity=Severity.ERROR,
+            code="InvalidResource",
+            resource=error.resource,
+            source=source,
+            path=format_path(e.path) if e.path else "",
+            message=e.message,
+        )
+
+
+def _destinations(vs: VirtualService) -> Iterator[tuple[Path, Destination]]:
+    for i, http in enumerate(vs.spec.http):
+        for j, route in enumerate(http.route):
+            yield ("spec", "http", i, "route", j, "destination"), route.destination
+        if http.mirror is not None:
+            yield ("spec", "http", i, "mirror"), http.mirror
+    for i, tcp in enumerate(vs.spec.tcp):
+        for j, dest in enumerate(tcp.route):
+            yield ("spec", "tcp", i, "route", j, "destination"), dest.destination
+
+
+@dataclass
+class _Index:
+    """Who provides which host, built once from every parsed resource."""
+
+    services: dict[str, Service]
+    subsets: dict[str, set[str]]
+    rules: dict[str, list[Parsed]]
+    virtual_services: dict[str, list[Parsed]]
+
+    @classmethod
+    def build(cls, items: list[Parsed], domain_suffix: str) -> _Index:
+        index = cls({}, defaultdict(set), defaultdict(list), defaultdict(list))
+        for item in items:
+            r = item.resource
+            if isinstance(r, Service):
+                index.services[r.hostname(domain_suffix)] = r
+            elif isinstance(r, DestinationRule):
+                host = resolve_host(r.spec.host, r.meta.namespace, domain_suffix)
+                index.subsets[host].update(s.name for s in r.spec.subsets)
+                index.rules[host].append(item)
+            elif isinstance(r, VirtualService):
+                for h in r.spec.hosts:
+                    index.virtual_services[resolve_host(h, r.meta.namespace, domain_suffix)].append(
+                        item
+                    )
+        return index
+
+
+def analyze(
+    items: Iterable[Parsed], *, domain_suffix: str = DEFAULT_DOMAIN_SUFFIX
+) -> list[Finding]:
+    """Every finding for a set of parsed documents, errors and warnings, in document order."""
+    items = list(items)
+    index = _Index.build(items, domain_suffix)
+    findings: list[Finding] = []
+    for item in items:
+        if item.error is not None:
+            findings.extend(_validation(item.error, item.source))
+        elif isinstance(item.resource, VirtualService):
+            findings.extend(_check_virtual_service(item, item.resource, index, domain_suffix))
+        elif isinstance(item.resource, DestinationRule):
+            findings.extend(_check_destination_rule(item, item.resource, index, domain_suffix))
+    return findings
+
+
+def _check_virtual_service(
+    item: Parsed, vs: VirtualService, index: _Index, domain_suffix: str
+) -> Iterator[Finding]:
+    ns = vs.meta.namespace
+    for i, h in enumerate(vs.spec.hosts):
+        host = resolve_host(h, ns, domain_suffix)
+        others = [o for o in index.virtual_services[host] if o is not item]
+        if others:
+            names = ", ".join(f"{o.resource.meta.key}" for o in others if o.resource)
+            yield _finding(
+                Severity.ERROR,
+                "ConflictingVirtualServiceHosts",
+                item,
+                ("spec", "hosts", i),
+                f"host {host} is also claimed by VirtualService {names}; "
+                f"only one VirtualService may route a host",
+            )
+    for path, dest in _destinations(vs):
+        host = resolve_host(dest.host, ns, domain_suffix)
+        service = index.services.get(host)
+        if service is None:
+            yield _finding(
+                Severity.WARNING,
+                "ServiceNotFound",
+                item,
+                (*path, "host"),
+                f"no Service {host} among the analyzed resources",
+            )
+        elif dest.port is not None and dest.port.number not in {p.port for p in service.ports}:
+            ports = ", ".join(str(p.port) for p in service.ports)
+            yield _finding(
+                Severity.ERROR,
+                "ReferencedResourceNotFound",
+                item,
+                (*path, "port", "number"),
+                f"Service {host} has no port {dest.port.number}; it has {ports or 'no ports'}",
+            )
+        if dest.subset is not None and dest.subset not in index.subsets.get(host, set()):
+            defined = sorted(index.subsets.get(host, set()))
+            known = (
+                f"defined: {', '.join(defined)}" if defined else "no DestinationRule defines any"
+            )
+            yield _finding(
+                Severity.ERROR,
+                "ReferencedResourceNotFound",
+                item,
+                (*path, "subset"),
+                f"subset {dest.subset!r} of host {host} is not defined ({known})",
+            )
+
+
+def _check_destination_rule(
+    item: Parsed, dr: DestinationRule, index: _Index, domain_suffix: str
+) -> Iterator[Finding]:
+    host = resolve_host(dr.spec.host, dr.meta.namespace, domain_suffix)
+    if host not in index.services and not host.startswith("*"):
+        yield _finding(
+            Severity.WARNING,
+            "ServiceNotFound",
+            item,
+            ("spec", "host"),
+            f"no Service {host} among the analyzed resources",
+        )
+    others = [o for o in index.rules[host] if o is not item]
+    if others:
+        names = ", ".join(o.resource.meta.key for o in others if o.resource)
+        yield _finding(
+            Severity.WARNING,
+            "ConflictingDestinationRulesHost",
+            item,
+            ("spec", "host"),
+            f"host {host} also has DestinationRule {names}; only the first by "
+            f"namespace/name takes effect",
+        )

@@ -1,0 +1,414 @@
+"""Whole resources as they arrive from YAML files or the Kubernetes API, as typed models.
+
+Istio's resources (VirtualService, DestinationRule, WorkloadEntry) are validated strictly:
+users write them by hand. Kubernetes' own objects (Service, EndpointSlice, Pod) were already
+validated by the API server, so only the fields the mesh needs are read, and the rest is
+dropped here at the edge, never carried inward.
+"""
+
+from __future__ import annotations
+
+import enum
+import typing
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, ClassVar, TypeVar
+
+import yaml
+
+from istiolite.api import checks
+from istiolite.api.decode import INVALID, Decoder, FrozenDict, describe, model
+from istiolite.api.errors import FieldError, Path, ValidationError
+from istiolite.api.networking import DestinationRuleSpec, VirtualServiceSpec, WorkloadEntrySpec
+
+T = TypeVar("T")
+
+ISTIO_GROUP = "networking.istio.io"
+ISTIO_VERSIONS = ("v1", "v1beta1", "v1alpha3")
+DEFAULT_NAMESPACE = "default"
+
+
+@model
+class ObjectMeta:
+    name: str
+    namespace: str = DEFAULT_NAMESPACE
+    labels: FrozenDict[str, str] = FrozenDict()
+    annotations: FrozenDict[str, str] = FrozenDict()
+    resource_version: str = ""
+    generation: int = 0
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@model
+class VirtualService:
+    KIND: ClassVar[str] = "VirtualService"
+    meta: ObjectMeta
+    spec: VirtualServiceSpec
+
+
+@model
+class DestinationRule:
+    KIND: ClassVar[str] = "DestinationRule"
+    meta: ObjectMeta
+    spec: DestinationRuleSpec
+
+
+@model
+class WorkloadEntry:
+    KIND: ClassVar[str] = "WorkloadEntry"
+    meta: ObjectMeta
+    spec: WorkloadEntrySpec
+
+
+class Protocol(enum.StrEnum):
+    HTTP = "HTTP"
+    HTTP2 = "HTTP2"
+    GRPC = "GRPC"
+    TCP = "TCP"
+    TLS = "TLS"
+    HTTPS = "HTTPS"
+    UDP = "UDP"
+
+    @property
+    def is_http(self) -> bool:
+        return self in (Protocol.HTTP, Protocol.HTTP2, Protocol.GRPC)
+
+
+_PROTOCOL_PREFIXES = {
+    "http": Protocol.HTTP,
+    "http2": Protocol.HTTP2,
+    "h2c": Protocol.HTTP2,
+    "grpc": Protocol.GRPC,
+    "grpc-web": Protocol.HTTP,
+    "tcp": Protocol.TCP,
+    "tls": Protocol.TLS,
+    "https": Protocol.HTTPS,
+}
+
+
+def port_protocol(*, name: str, app_protocol: str | None, l4: str) -> Protocol:
+    """Istio's rule: appProtocol wins, then the port name's prefix (`http-web`), else TCP.
+
+    Istio sniffs unnamed ports; istiolite treats them as TCP (documented in docs/api.md), which
+    is always safe: the traffic is proxied, just without HTTP routing.
+    """
+    if l4 == "UDP":
+        return Protocol.UDP
+    for candidate in (app_protocol, name.split("-", 1)[0] if name else None):
+        if candidate:
+            found = _PROTOCOL_PREFIXES.get(candidate.lower().removeprefix("kubernetes.io/"))
+            if found:
+                return found
+    return Protocol.TCP
+
+
+@model
+class ServicePort:
+    name: str
+    port: int
+    target_port: int | str | None
+    protocol: Protocol
+
+
+@model
+class Service:
+    KIND: ClassVar[str] = "Service"
+    meta: ObjectMeta
+    cluster_ip: str | None  # None for headless services
+    ports: tuple[ServicePort, ...]
+    selector: FrozenDict[str, str]
+
+    def hostname(self, domain_suffix: str = "cluster.local") -> str:
+        return f"{self.meta.name}.{self.meta.namespace}.svc.{domain_suffix}"
+
+
+@model
+class EndpointPort:
+    name: str
+    port: int
+    protocol: str
+
+
+@model
+class Endpoint:
+    addresses: tuple[str, ...]
+    ready: bool
+    serving: bool
+    terminating: bool
+    pod: str | None
+    node_name: str | None
+    zone: str | None
+
+
+@model
+class EndpointSlice:
+    KIND: ClassVar[str] = "EndpointSlice"
+    meta: ObjectMeta
+    service: str | None  # from the kubernetes.io/service-name label
+    address_type: str
+    endpoints: tuple[Endpoint, ...]
+    ports: tuple[EndpointPort, ...]
+
+
+@model
+class Pod:
+    KIND: ClassVar[str] = "Pod"
+    meta: ObjectMeta
+    ip: str | None
+    node_name: str | None
+    service_account: str
+    phase: str
+    ready: bool
+    host_network: bool
+
+
+@model
+class Other:
+    """A kind the mesh does not read (Deployment, ConfigMap, ...); kept so tools can list it."""
+
+    api_version: str
+    kind: str
+    meta: ObjectMeta
+
+    @property
+    def KIND(self) -> str:  # noqa: N802 - reads like the other resources' class constant
+        return self.kind
+
+
+Resource = VirtualService | DestinationRule | WorkloadEntry | Service | EndpointSlice | Pod | Other
+
+
+class _View:
+    """Typed, path-tracking reads from a loosely-typed Kubernetes object."""
+
+    def __init__(self, decoder: Decoder, value: Any, path: Path) -> None:
+        self.d, self.path = decoder, path
+        if value is None:
+            value = {}
+        if not isinstance(value, Mapping):
+            decoder.fail(path, f"must be a map, got {describe(value)}")
+            value = {}
+        self.value: Mapping[Any, Any] = value
+
+    def get(self, key: str, hint: type[T] | Any, default: T) -> T:
+        raw = self.value.get(key)
+        if raw is None:
+            return default
+        decoded = self.d.decode(hint, raw, (*self.path, key))
+        return default if decoded is INVALID else typing.cast(T, decoded)
+
+    def view(self, key: str) -> _View:
+        return _View(self.d, self.value.get(key), (*self.path, key))
+
+    def views(self, key: str) -> Iterator[_View]:
+        raw = self.value.get(key) or []
+        if not isinstance(raw, list):
+            self.d.fail((*self.path, key), f"must be a list, got {describe(raw)}")
+            return
+        for i, item in enumerate(raw):
+            yield _View(self.d, item, (*self.path, key, i))
+
+
+def _meta(doc: _View) -> ObjectMeta:
+    m = doc.view("metadata")
+    name = m.get("name", str, "")
+    if not name:
+        doc.d.fail((*m.path, "name"), "required")
+    elif problem := checks.dns_subdomain(name):
+        doc.d.fail((*m.path, "name"), problem)
+    namespace = m.get("namespace", str, DEFAULT_NAMESPACE)
+    if problem := checks.dns_label(namespace):
+        doc.d.fail((*m.path, "namespace"), problem)
+    return ObjectMeta(
+        name=name,
+        namespace=namespace,
+        labels=m.get("labels", FrozenDict[str, str], FrozenDict()),
+        annotations=m.get("annotations", FrozenDict[str, str], FrozenDict()),
+        resource_version=m.get("resourceVersion", str, ""),
+        generation=m.get("generation", int, 0),
+    )
+
+
+def _istio(kind: str, doc: _View, meta: ObjectMeta) -> Resource:
+    raw, at = doc.value.get("spec"), ("spec",)
+    if raw is None:
+        doc.d.fail(at, "required")
+    if kind == "VirtualService":
+        return VirtualService(meta=meta, spec=doc.d.decode_object(VirtualServiceSpec, raw, at))
+    if kind == "DestinationRule":
+        return DestinationRule(meta=meta, spec=doc.d.decode_object(DestinationRuleSpec, raw, at))
+    return WorkloadEntry(meta=meta, spec=doc.d.decode_object(WorkloadEntrySpec, raw, at))
+
+
+def _service(doc: _View, meta: ObjectMeta) -> Service:
+    spec = doc.view("spec")
+    cluster_ip = spec.get("clusterIP", str, "") or None
+    ports = tuple(
+        ServicePort(
+            name=p.get("name", str, ""),
+            port=p.get("port", int, 0),
+            target_port=p.value.get("targetPort")
+            if isinstance(p.value.get("targetPort"), int | str)
+            else None,
+            protocol=port_protocol(
+                name=p.get("name", str, ""),
+                app_protocol=p.get("appProtocol", str, None),
+                l4=p.get("protocol", str, "TCP"),
+            ),
+        )
+        for p in spec.views("ports")
+    )
+    return Service(
+        meta=meta,
+        cluster_ip=None if cluster_ip == "None" else cluster_ip,
+        ports=ports,
+        selector=spec.get("selector", FrozenDict[str, str], FrozenDict()),
+    )
+
+
+def _endpoint_slice(doc: _View, meta: ObjectMeta) -> EndpointSlice:
+    endpoints = []
+    for e in doc.views("endpoints"):
+        conditions = e.view("conditions")
+        # Kubernetes: a nil `ready` means ready; `serving` defaults to `ready`.
+        ready = conditions.get("ready", bool, True)
+        target = e.view("targetRef")
+        endpoints.append(
+            Endpoint(
+                addresses=e.get("addresses", tuple[str, ...], ()),
+                ready=ready,
+                serving=conditions.get("serving", bool, ready),
+                terminating=conditions.get("terminating", bool, False),
+                pod=target.get("name", str, None) if target.get("kind", str, "") == "Pod" else None,
+                node_name=e.get("nodeName", str, None),
+                zone=e.get("zone", str, None),
+            )
+        )
+    ports = tuple(
+        EndpointPort(
+            name=p.get("name", str, ""),
+            port=p.get("port", int, 0),
+            protocol=p.get("protocol", str, "TCP"),
+        )
+        for p in doc.views("ports")
+    )
+    return EndpointSlice(
+        meta=meta,
+        service=meta.labels.get("kubernetes.io/service-name"),
+        address_type=doc.get("addressType", str, "IPv4"),
+        endpoints=tuple(endpoints),
+        ports=ports,
+    )
+
+
+def _pod(doc: _View, meta: ObjectMeta) -> Pod:
+    spec, status = doc.view("spec"), doc.view("status")
+    ready = any(
+        c.get("type", str, "") == "Ready" and c.get("status", str, "") == "True"
+        for c in status.views("conditions")
+    )
+    return Pod(
+        meta=meta,
+        ip=status.get("podIP", str, None),
+        node_name=spec.get("nodeName", str, None),
+        service_account=spec.get("serviceAccountName", str, "default"),
+        phase=status.get("phase", str, "Pending"),
+        ready=ready,
+        host_network=spec.get("hostNetwork", bool, False),
+    )
+
+
+_KUBE_KINDS: dict[tuple[str, str], Callable[[_View, ObjectMeta], Resource]] = {
+    ("v1", "Service"): _service,
+    ("discovery.k8s.io/v1", "EndpointSlice"): _endpoint_slice,
+    ("v1", "Pod"): _pod,
+}
+_ISTIO_KINDS = ("VirtualService", "DestinationRule", "WorkloadEntry")
+
+
+def describe_resource(doc: Any) -> str:
+    """`VirtualService default/reviews`, as far as a possibly-broken document allows."""
+    if not isinstance(doc, Mapping):
+        return "document"
+    kind = doc.get("kind") if isinstance(doc.get("kind"), str) else "document"
+    meta: Mapping[str, Any] = doc["metadata"] if isinstance(doc.get("metadata"), Mapping) else {}
+    name = meta.get("name") if isinstance(meta.get("name"), str) else "<unnamed>"
+    namespace = meta.get("namespace") if isinstance(meta.get("namespace"), str) else None
+    return f"{kind} {namespace or DEFAULT_NAMESPACE}/{name}"
+
+
+def parse_resource(doc: Any) -> Resource:
+    """Turn one decoded YAML/JSON document into a typed resource, or raise ValidationError."""
+    decoder = Decoder()
+    label = describe_resource(doc)
+    view = _View(decoder, doc, ())
+    api_version = view.get("apiVersion", str, "")
+    kind = view.get("kind", str, "")
+    if not api_version:
+        decoder.fail(("apiVersion",), "required")
+    if not kind:
+        decoder.fail(("kind",), "required")
+    if decoder.errors:
+        raise ValidationError(label, decoder.errors)
+    meta = _meta(view)
+    resource: Resource
+    group, _, version = api_version.rpartition("/")
+    if kind in _ISTIO_KINDS and group == ISTIO_GROUP:
+        if version not in ISTIO_VERSIONS:
+            accepted = ", ".join(f"{ISTIO_GROUP}/{v}" for v in ISTIO_VERSIONS)
+            decoder.fail(("apiVersion",), f"must be one of {accepted}, got {api_version!r}")
+            raise ValidationError(label, decoder.errors)
+        resource = _istio(kind, view, meta)
+    elif (api_version, kind) in _KUBE_KINDS:
+        resource = _KUBE_KINDS[api_version, kind](view, meta)
+    else:
+        resource = Other(api_version=api_version, kind=kind, meta=meta)
+    if decoder.errors:
+        raise ValidationError(label, decoder.errors)
+    return resource
+
+
+@model
+class Parsed:
+    """One document of a YAML stream: its resource, or why it could not be read."""
+
+    source: str  # "file.yaml#2": file and 0-based document index
+    resource: Resource | None
+    error: ValidationError | None
+
+
+def parse_yaml(text: str, *, source: str = "<stdin>") -> list[Parsed]:
+    """Parse a multi-document YAML stream; each document succeeds or fails on its own.
+
+    A `kind: List` document is flattened into its items, as kubectl does.
+    """
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        problem = getattr(e, "problem", None) or str(e)
+        error = ValidationError(source, [FieldError((), f"malformed YAML{at}: {problem}")])
+        return [Parsed(source=source, resource=None, error=error)]
+    out: list[Parsed] = []
+    for i, doc in enumerate(_flatten_lists(docs)):
+        name = f"{source}#{i}"
+        try:
+            out.append(Parsed(source=name, resource=parse_resource(doc), error=None))
+        except ValidationError as e:
+            out.append(Parsed(source=name, resource=None, error=e))
+    return out
+
+
+def _flatten_lists(docs: list[Any]) -> Iterator[Any]:
+    for doc in docs:
+        if (
+            isinstance(doc, Mapping)
+            and doc.get("kind") == "List"
+            and isinstance(doc.get("items"), list)
+        ):
+            yield from doc["items"]
+        else:
+            yield doc

@@ -1,0 +1,101 @@
+"""Cross-checks that only show when resources are seen together."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from istiolite.analyze import Severity, analyze
+from istiolite.api import parse_yaml
+from istiolite.cli import main
+
+BOOKINFO = (Path(__file__).parent / "testdata" / "bookinfo.yaml").read_text()
+
+EXTRA_VS = """
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: %(name)s}
+spec:
+  hosts: [%(host)s]
+  http:
+  - route:
+    - destination: {host: %(host)s, subset: %(subset)s}
+"""
+
+
+def findings(text: str) -> list[tuple[Severity, str, str]]:
+    return [(f.severity, f.code, f.path) for f in analyze(parse_yaml(text))]
+
+
+def test_route_to_undefined_subset_is_an_error() -> None:
+    text = BOOKINFO.replace("subset: v3}\n      weight: 20", "subset: v4}\n      weight: 20")
+    [f] = analyze(parse_yaml(text))
+    assert (f.severity, f.code, f.path) == (
+        Severity.ERROR,
+        "ReferencedResourceNotFound",
+        "spec.http[1].route[1].destination.subset",
+    )
+    assert "subset 'v4' of host reviews.default.svc.cluster.local is not defined" in f.message
+    assert "defined: v1, v2, v3" in f.message
+
+
+def test_two_virtual_services_for_one_host_conflict() -> None:
+    text = (
+        BOOKINFO
+        + "---"
+        + EXTRA_VS
+        % {"name": "reviews-2", "host": "reviews.default.svc.cluster.local", "subset": "v1"}
+    )
+    assert findings(text) == [
+        (Severity.ERROR, "ConflictingVirtualServiceHosts", "spec.hosts[0]"),
+        (Severity.ERROR, "ConflictingVirtualServiceHosts", "spec.hosts[0]"),
+    ]
+
+
+def test_route_to_unknown_service_is_a_warning() -> None:
+    text = BOOKINFO + "---" + EXTRA_VS % {"name": "details", "host": "details", "subset": "v1"}
+    assert (
+        Severity.WARNING,
+        "ServiceNotFound",
+        "spec.http[0].route[0].destination.host",
+    ) in findings(text)
+
+
+def test_route_to_a_port_the_service_lacks_is_an_error() -> None:
+    text = BOOKINFO.replace("port: {number: 9080}", "port: {number: 8080}")
+    [f] = analyze(parse_yaml(text))
+    assert f.code == "ReferencedResourceNotFound" and "has no port 8080; it has 9080" in f.message
+
+
+def test_warnings_alone_exit_0(tmp_path: Path) -> None:
+    file = tmp_path / "vs.yaml"
+    file.write_text(EXTRA_VS % {"name": "details", "host": "details", "subset": "v1"})
+    result = CliRunner().invoke(main, ["analyze", "-f", str(file)])
+    # the subset is undefined (error) and the Service unknown (warning)
+    assert result.exit_code == 1
+    assert (
+        "Warning [ServiceNotFound]" in result.output
+        and "Error [ReferencedResourceNotFound]" in result.output
+    )
+
+
+def test_analyze_reads_directories_and_filters_by_namespace(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(BOOKINFO)
+    (tmp_path / "b.yml").write_text(
+        (EXTRA_VS % {"name": "x", "host": "x", "subset": "v1"}).replace(
+            "name: x}", "name: x, namespace: other}"
+        )
+    )
+    everything = CliRunner().invoke(main, ["analyze", "-A", "-f", str(tmp_path)])
+    assert everything.exit_code == 1 and "other/x" in everything.output
+    default_only = CliRunner().invoke(main, ["analyze", "-n", "default", "-f", str(tmp_path)])
+    assert default_only.exit_code == 0, default_only.output
+
+
+def test_json_output_lists_findings(tmp_path: Path) -> None:
+    file = tmp_path / "vs.yaml"
+    file.write_text(BOOKINFO.replace("weight: 20", "weight: 30"))
+    result = CliRunner().invoke(main, ["analyze", "-o", "json", "-f", str(file)])
+    assert result.exit_code == 1
+    assert '"path": "spec.http[1].route"' in result.output

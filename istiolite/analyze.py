@@ -117,16 +117,36 @@ def analyze(
 ) -> list[Finding]:
     """Every finding for a set of parsed documents, errors and warnings, in document order."""
     items = list(items)
-    index = _Index.build(items, domain_suffix)
+    latest = {_identity(i): i for i in items if i.resource is not None}
+    current = [i for i in items if i.resource is None or latest[_identity(i)] is i]
+    index = _Index.build(current, domain_suffix)
     findings: list[Finding] = []
     for item in items:
         if item.error is not None:
             findings.extend(_validation(item.error, item.source))
+        elif latest[_identity(item)] is not item:
+            # Like `kubectl apply` of both files: the later definition replaces this one.
+            yield_to = latest[_identity(item)].source
+            findings.append(
+                _finding(
+                    Severity.WARNING,
+                    "DuplicateResource",
+                    item,
+                    (),
+                    f"defined again in {yield_to}; the later definition replaces this one",
+                )
+            )
         elif isinstance(item.resource, VirtualService):
             findings.extend(_check_virtual_service(item, item.resource, index, domain_suffix))
         elif isinstance(item.resource, DestinationRule):
             findings.extend(_check_destination_rule(item, item.resource, index, domain_suffix))
     return findings
+
+
+def _identity(item: Parsed) -> tuple[str, str]:
+    resource = item.resource
+    assert resource is not None
+    return (resource.KIND, resource.meta.key)
 
 
 def _check_virtual_service(

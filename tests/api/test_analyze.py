@@ -99,3 +99,24 @@ def test_json_output_lists_findings(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["analyze", "-o", "json", "-f", str(file)])
     assert result.exit_code == 1
     assert '"path": "spec.http[1].route"' in result.output
+
+
+SAMPLE = Path(__file__).parent.parent.parent / "samples" / "bookinfo"
+
+
+def test_each_bookinfo_sample_routing_file_is_clean() -> None:
+    rules = SAMPLE / "networking" / "destination-rule-all.yaml"
+    platform = SAMPLE / "platform" / "kube" / "bookinfo.yaml"
+    for scenario in sorted((SAMPLE / "networking").glob("virtual-service-*.yaml")):
+        result = CliRunner().invoke(
+            main, ["analyze", "-f", str(platform), "-f", str(rules), "-f", str(scenario)]
+        )
+        assert result.exit_code == 0, result.output
+        assert "No validation issues found" in result.output, result.output
+
+
+def test_alternatives_for_one_resource_replace_each_other_with_a_warning() -> None:
+    result = CliRunner().invoke(main, ["analyze", "-f", str(SAMPLE)])
+    assert result.exit_code == 0, result.output
+    assert "Warning [DuplicateResource]" in result.output
+    assert "ConflictingVirtualServiceHosts" not in result.output

@@ -28,7 +28,6 @@ NonNegativeInt = Annotated[int, checks.at_least(0)]
 PositiveInt = Annotated[int, checks.at_least(1)]
 
 
-
 def _set_fields(obj: object, *names: str) -> list[str]:
     return [n for n in names if getattr(obj, n) is not None]
 
@@ -236,10 +235,37 @@ class Delay:
     }
 
 
+GRPC_STATUS = {
+    "OK": 0,
+    "CANCELLED": 1,
+    "UNKNOWN": 2,
+    "INVALID_ARGUMENT": 3,
+    "DEADLINE_EXCEEDED": 4,
+    "NOT_FOUND": 5,
+    "ALREADY_EXISTS": 6,
+    "PERMISSION_DENIED": 7,
+    "RESOURCE_EXHAUSTED": 8,
+    "FAILED_PRECONDITION": 9,
+    "ABORTED": 10,
+    "OUT_OF_RANGE": 11,
+    "UNIMPLEMENTED": 12,
+    "INTERNAL": 13,
+    "UNAVAILABLE": 14,
+    "DATA_LOSS": 15,
+    "UNAUTHENTICATED": 16,
+}
+
+
+def _grpc_status(name: str) -> str | None:
+    if name in GRPC_STATUS:
+        return None
+    return f"must be a gRPC status name ({', '.join(GRPC_STATUS)}), got {name!r}"
+
+
 @model
 class Abort:
     http_status: Annotated[int, checks.in_range(200, 599)] | None = None
-    grpc_status: str | None = None
+    grpc_status: Annotated[str, _grpc_status] | None = None
     percentage: Percentage | None = None
 
     UNSUPPORTED: ClassVar[Mapping[str, str]] = {

@@ -1,0 +1,269 @@
+"""pilot-discovery as a process: registries in, debounced snapshots, ADS and HTTP out.
+
+Changes from any registry mark the mesh dirty; a push follows after `debounce_after` seconds of
+quiet, or at the latest `debounce_max` seconds after the first change, so a burst (a rollout
+touching hundreds of endpoints) becomes one push instead of hundreds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol
+
+import grpc
+from aiohttp import web
+from google.protobuf import json_format
+from istiolite.discovery.files import FileRegistry
+from istiolite.discovery.metrics import Metrics
+from istiolite.discovery.model import Proxy, build_snapshot
+from istiolite.discovery.settings import Settings
+from istiolite.discovery.translate import (
+    build_clusters,
+    build_endpoints,
+    build_listeners,
+    build_routes,
+)
+from istiolite.discovery.translate.routes import http_ports
+from istiolite.discovery.xds.server import AdsServer
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from istiolite.api import Resource
+
+log = logging.getLogger(__name__)
+
+
+class Registry(Protocol):
+    def resources(self) -> list[Resource]: ...
+
+    def errors(self) -> dict[str, list[str]]: ...
+
+
+def split_addr(addr: str) -> tuple[str, int]:
+    host, _, port = addr.rpartition(":")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+class Debouncer:
+    """Turns a stream of change marks into calls of `flush`, with a quiet period and a cap."""
+
+    def __init__(self, flush: Callable[[float], Any], *, after: float, cap: float) -> None:
+        self.flush, self.after, self.cap = flush, after, cap
+        self._first: float | None = None
+        self._last = 0.0
+        self._event = asyncio.Event()
+
+    def mark(self) -> None:
+        now = time.monotonic()
+        if self._first is None:
+            self._first = now
+        self._last = now
+        self._event.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._event.wait()
+            while True:
+                self._event.clear()
+                assert self._first is not None
+                now = time.monotonic()
+                quiet_until = self._last + self.after
+                deadline = self._first + self.cap
+                if now >= quiet_until or now >= deadline:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._event.wait(), min(quiet_until, deadline) - now)
+            first, self._first = self._first, None
+            await self.flush(first)
+
+
+class Discovery:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        # One builder thread: translation is CPU work that must not stall the event loop, and
+        # one thread means the first proxy to need a config builds it and the rest reuse it.
+        self.builder = ThreadPoolExecutor(1, thread_name_prefix="xds-build")
+        self.ads = AdsServer(builder=self.builder, metrics=self.metrics)
+        self.debouncer = Debouncer(
+            self._push, after=settings.debounce_after, cap=settings.debounce_max
+        )
+        self.registries: list[Registry] = []
+        self.ready = False
+
+    def changed(self) -> None:
+        self.debouncer.mark()
+
+    async def _push(self, changed_at: float) -> None:
+        resources = [r for registry in self.registries for r in registry.resources()]
+        loop = asyncio.get_running_loop()
+        snapshot = await loop.run_in_executor(
+            self.builder,
+            lambda: build_snapshot(resources, domain_suffix=self.settings.domain_suffix),
+        )
+        self.metrics.snapshots.inc()
+        self.metrics.config_errors.set(sum(len(r.errors()) for r in self.registries))
+        if self.ads.generation is not None and self.ads.generation.snapshot == snapshot:
+            return  # nothing the proxies see has changed
+        generation = self.ads.update(snapshot, changed_at=changed_at)
+        log.info(
+            "pushing generation %d: %d services to %d proxies",
+            generation.number,
+            len(snapshot.services),
+            len(self.ads.connections),
+        )
+
+    # --- HTTP: readiness and debug ----------------------------------------------------------
+
+    def http_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/ready", self._ready)
+        app.router.add_get("/debug/syncz", self._syncz)
+        app.router.add_get("/debug/config_dump", self._config_dump)
+        app.router.add_get("/debug/configz", self._configz)
+        app.router.add_get("/metrics", self._metrics)
+        return app
+
+    def monitoring_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/metrics", self._metrics)
+        return app
+
+    async def _ready(self, _: web.Request) -> web.Response:
+        if self.ready and self.ads.generation is not None:
+            return web.Response(text="ok\n")
+        return web.Response(status=503, text="not ready: no configuration loaded yet\n")
+
+    async def _syncz(self, _: web.Request) -> web.Response:
+        rows = [c.status() for c in self.ads.connections.values()]
+        generation = self.ads.generation
+        return web.json_response(
+            {"generation": generation.number if generation else 0, "proxies": rows},
+            dumps=lambda o: json.dumps(o, indent=2),
+        )
+
+    async def _configz(self, _: web.Request) -> web.Response:
+        errors: dict[str, list[str]] = {}
+        for registry in self.registries:
+            errors.update(registry.errors())
+        resources = [r for registry in self.registries for r in registry.resources()]
+        counts: dict[str, int] = {}
+        for r in resources:
+            counts[r.KIND] = counts.get(r.KIND, 0) + 1
+        return web.json_response(
+            {"resources": counts, "errors": errors}, dumps=lambda o: json.dumps(o, indent=2)
+        )
+
+    async def _config_dump(self, request: web.Request) -> web.Response:
+        wanted = request.query.get("proxyID", "")
+        generation = self.ads.generation
+        match = next(
+            (
+                c.proxy
+                for c in self.ads.connections.values()
+                if c.proxy is not None
+                and wanted in (c.proxy.id, f"{c.proxy.name}.{c.proxy.namespace}")
+            ),
+            None,
+        )
+        if generation is None or match is None:
+            return web.json_response({"error": f"no connected proxy {wanted!r}"}, status=404)
+        dump = await asyncio.get_running_loop().run_in_executor(
+            self.builder, _dump, generation.snapshot, match
+        )
+        return web.json_response(dump, dumps=lambda o: json.dumps(o, indent=2))
+
+    async def _metrics(self, _: web.Request) -> web.Response:
+        body = generate_latest(self.metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    # --- running ------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        tasks: list[asyncio.Task[Any]] = []
+        if self.settings.config_dir is not None:
+            files = FileRegistry(self.settings.config_dir, self.changed)
+            files.load_all()
+            self.registries.append(files)
+            tasks.append(asyncio.create_task(files.watch(stop), name="file-registry"))
+        else:
+            raise SystemExit(
+                "pilot-discovery: give --config-dir DIR (the Kubernetes registry is not built yet)"
+            )
+        await self._push(time.monotonic())
+        tasks.append(asyncio.create_task(self.debouncer.run(), name="debouncer"))
+
+        server = grpc.aio.server(
+            options=[
+                ("grpc.max_send_message_length", -1),
+                ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+                ("grpc.keepalive_time_ms", 30_000),
+                ("grpc.keepalive_timeout_ms", 10_000),
+                ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+                ("grpc.keepalive_permit_without_calls", 1),
+            ]
+        )
+        server.add_generic_rpc_handlers([self.ads.handler()])
+        server.add_insecure_port(self.settings.grpc_addr)
+        await server.start()
+        runners = [
+            await _serve_http(self.http_app(), self.settings.http_addr),
+            await _serve_http(self.monitoring_app(), self.settings.monitoring_addr),
+        ]
+        if self.settings.webhook_cert is None or self.settings.webhook_key is None:
+            log.info("injection webhook not served: no --webhook-cert/--webhook-key given")
+        self.ready = True
+        log.info(
+            "pilot-discovery serving xDS on %s, HTTP on %s",
+            self.settings.grpc_addr,
+            self.settings.http_addr,
+        )
+        try:
+            await stop.wait()
+        finally:
+            self.ready = False
+            for task in tasks:
+                task.cancel()
+            await server.stop(grace=1)
+            for runner in runners:
+                await runner.cleanup()
+            self.builder.shutdown(wait=False, cancel_futures=True)
+
+
+def _dump(snapshot: Any, proxy: Proxy) -> dict[str, Any]:
+    clusters = build_clusters(snapshot, proxy)
+    eds_names = [c.name for c in clusters if c.HasField("eds_cluster_config")]
+
+    def as_dicts(messages: list[Any]) -> list[dict[str, Any]]:
+        return [json_format.MessageToDict(m) for m in messages]
+
+    return {
+        "proxy": proxy.id,
+        "clusters": as_dicts(clusters),
+        "listeners": as_dicts(build_listeners(snapshot, proxy)),
+        "routes": as_dicts(build_routes(snapshot, proxy, [str(p) for p in http_ports(snapshot)])),
+        "endpoints": as_dicts(build_endpoints(snapshot, proxy, eds_names)),
+    }
+
+
+async def _serve_http(app: web.Application, addr: str) -> web.AppRunner:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    host, port = split_addr(addr)
+    await web.TCPSite(runner, host, port).start()
+    return runner
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await Discovery(settings).run(stop)

@@ -1,0 +1,1 @@
+"""The ADS server: streams, versions, nonces, ACK/NACK, debounced pushes, shared bytes."""

@@ -1,0 +1,207 @@
+"""A real Envoy takes everything pilot-discovery sends, and follows edits without restarts."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from istiolite.testing.mesh import Discovery, Envoy, dynamic_names
+
+pytestmark = pytest.mark.envoy
+
+
+def eventually(check: Callable[[], bool], timeout: float = 15, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def envoys(discovery: Discovery, work: Path) -> Iterator[list[Envoy]]:
+    started = [
+        Envoy(
+            discovery.address,
+            work,
+            name="productpage-v1-a",
+            ip="10.1.0.5",
+            labels={"app": "productpage"},
+        ),
+        Envoy(
+            discovery.address,
+            work,
+            name="reviews-v1-a",
+            ip="10.1.0.11",
+            labels={"app": "reviews", "version": "v1"},
+        ),
+        Envoy(
+            discovery.address,
+            work,
+            name="ratings-vm",
+            ip="10.2.0.5",
+            labels={"app": "ratings", "version": "v1"},
+        ),
+        Envoy(
+            discovery.address,
+            work,
+            name="client",
+            namespace="db",
+            ip="10.1.9.9",
+            labels={"app": "client"},
+        ),
+    ]
+    for e in started:
+        e.start()
+    yield started
+    for e in started:
+        e.stop()
+
+
+def acked_everything(discovery: Discovery, count: int) -> bool:
+    rows = discovery.syncz()["proxies"]
+    return len(rows) == count and all(
+        set(r["types"]) == {"CDS", "EDS", "LDS", "RDS"}
+        and all(
+            t["sent"] and t["acked"] == t["sent"] and not t["nacked"] for t in r["types"].values()
+        )
+        for r in rows
+    )
+
+
+def test_envoys_ack_every_type_with_no_nack(discovery: Discovery, envoys: list[Envoy]) -> None:
+    for e in envoys:
+        e.wait_live()
+    eventually(
+        lambda: acked_everything(discovery, len(envoys)),
+        what="every proxy to ACK CDS, EDS, LDS, RDS",
+    )
+    for e in envoys:
+        rejected = {k: v for k, v in e.stats("update_rejected").items() if v}
+        assert not rejected, (e.name, rejected)
+    rejects = {
+        k: v
+        for k, v in discovery.metrics().items()
+        if k.startswith("pilot_total_xds_rejects_total")
+    }
+    assert not any(rejects.values()), rejects
+
+
+def test_config_dump_has_istio_names(discovery: Discovery, envoys: list[Envoy]) -> None:
+    productpage = envoys[0]
+    productpage.wait_live()
+    eventually(
+        lambda: "9080" in dynamic_names(productpage.config_dump())["routes"], what="RDS 9080"
+    )
+    names = dynamic_names(productpage.config_dump())
+    assert {
+        "PassthroughCluster",
+        "BlackHoleCluster",
+        "InboundPassthroughCluster",
+        "outbound|9080||reviews.default.svc.cluster.local",
+        "outbound|9080|v2|reviews.default.svc.cluster.local",
+        "outbound|3306|replica|mysql.db.svc.cluster.local",
+    } <= names["clusters"]
+    assert {"virtualOutbound", "virtualInbound", "0.0.0.0_9080", "10.96.0.20_3306"} <= names[
+        "listeners"
+    ]
+    assert {"9080", "9090"} <= names["routes"]
+    assert "outbound|9080|v1|reviews.default.svc.cluster.local" in names["endpoints"]
+
+
+def route_names(envoy: Envoy) -> list[str]:
+    dump = envoy.config_dump()
+    for config in dump["configs"]:
+        if config["@type"].endswith("RoutesConfigDump"):
+            for rc in config.get("dynamic_route_configs", []):
+                if rc["route_config"]["name"] == "9080":
+                    return [
+                        r.get("name", "")
+                        for vh in rc["route_config"]["virtual_hosts"]
+                        if vh["name"].startswith("reviews.")
+                        for r in vh["routes"]
+                    ]
+    return []
+
+
+def test_editing_a_virtual_service_file_changes_envoy_routes_live(
+    discovery: Discovery, envoys: list[Envoy], config_dir: Path
+) -> None:
+    envoy = envoys[0]
+    envoy.wait_live()
+    eventually(lambda: "canary" in route_names(envoy), what="the initial routes")
+    pid = envoy.proc.pid if envoy.proc else None
+    (config_dir / "reviews-override.yaml").write_text(
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\n"
+        "metadata: {name: reviews, namespace: default}\n"
+        "spec:\n  hosts: [reviews]\n  http:\n  - name: all-v3\n"
+        "    route: [{destination: {host: reviews, subset: v3}}]\n"
+    )
+    eventually(lambda: route_names(envoy) == ["all-v3"], what="Envoy to take the edited routes")
+    assert envoy.proc is not None and envoy.proc.pid == pid and envoy.proc.poll() is None
+
+
+def test_invalid_file_keeps_last_good_config_and_is_reported(
+    discovery: Discovery, envoys: list[Envoy], config_dir: Path
+) -> None:
+    envoy = envoys[0]
+    envoy.wait_live()
+    eventually(lambda: "canary" in route_names(envoy), what="the initial routes")
+    mesh = config_dir / "mesh.yaml"
+    mesh.write_text(mesh.read_text().replace("weight: 75", "weight: 175"))
+    eventually(
+        lambda: bool(discovery.get("/debug/configz").json()["errors"]),
+        what="the error to be reported",
+    )
+    errors = discovery.get("/debug/configz").json()["errors"][str(mesh)]
+    assert any("spec.http[4].route[0].weight: must be 0..100, got 175" in e for e in errors), errors
+    time.sleep(0.5)
+    assert "canary" in route_names(envoy)
+    assert all(not t["nacked"] for r in discovery.syncz()["proxies"] for t in r["types"].values())
+
+
+def test_rejected_config_keeps_envoy_on_the_previous_one_and_is_reported(
+    discovery: Discovery, work: Path, config_dir: Path
+) -> None:
+    # This Envoy allows only tiny regexes, so it rejects a route discovery rightly considers
+    # valid: the situation of a proxy whose limits differ from what discovery knows.
+    strict = Envoy(
+        discovery.address,
+        work,
+        name="productpage-strict",
+        ip="10.1.0.6",
+        labels={"app": "productpage"},
+        runtime={"re2.max_program_size.error_level": 40},
+    ).start()
+    try:
+        strict.wait_live()
+        eventually(lambda: "canary" in route_names(strict), what="the initial routes")
+        (config_dir / "reviews-override.yaml").write_text(
+            "apiVersion: networking.istio.io/v1\nkind: VirtualService\n"
+            "metadata: {name: reviews, namespace: default}\n"
+            "spec:\n  hosts: [reviews]\n  http:\n  - name: regex\n"
+            "    match: [{uri: {regex: "
+            "'^/reviews/[0-9]+/(summary|details|ratings|votes)/[a-z]+/[0-9]+$'}}]\n"
+            "    route: [{destination: {host: reviews, subset: v3}}]\n"
+        )
+
+        def nacked() -> dict[str, str]:
+            [row] = discovery.syncz()["proxies"]
+            return dict(row["types"]["RDS"])
+
+        eventually(lambda: bool(nacked()["nacked"]), what="the NACK to be reported")
+        rds = nacked()
+        assert "max program size" in rds["error"], rds
+        assert rds["acked"] != rds["nacked"]
+        assert "canary" in route_names(strict), "Envoy must keep serving the last good routes"
+        assert discovery.metrics()['pilot_total_xds_rejects_total{type="RDS"}'] >= 1
+        (config_dir / "reviews-override.yaml").unlink()
+        eventually(
+            lambda: not nacked()["error"] and nacked()["acked"] == nacked()["sent"], what="recovery"
+        )
+    finally:
+        strict.stop()

@@ -1,1 +1,1 @@
-"""pilot-agent: renders Envoy's bootstrap, supervises Envoy, serves status, installs capture rules."""
+"""pilot-agent: Envoy's bootstrap, its supervisor, the status server, traffic capture."""

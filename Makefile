@@ -42,5 +42,15 @@ fmt: dev
 bench: dev
 	$(BIN)/python -m bench $(BENCH)
 
+# The mesh on one machine (root): the sample in network namespaces with sidecars and
+# pilot-discovery; prints productpage's address. `.venv/bin/istiolite demo down` removes it.
+demo: dev
+	$(BIN)/istiolite demo up
+
+# etcd, kube-apiserver and kube-controller-manager for the `kube` test tier, built once from
+# the Go module proxy into $(CACHE)/kube/<version>/bin; later runs are a no-op.
+kube-bins:
+	ISTIOLITE_CACHE=$(CACHE) tools/kube-bins.sh
+
 clean:
 	rm -rf build $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -9,8 +9,9 @@ WorkloadEntries) by address. Translation never searches raw resources again.
 from __future__ import annotations
 
 import enum
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
+from dataclasses import field
 from typing import Any
 
 from istiolite.api import (
@@ -69,6 +70,24 @@ class Workload:
     service_account: str
 
 
+class Ident:
+    """Compares and hashes by identity: a cheap key for objects that are reused while unchanged.
+
+    Holding the object keeps its id from being reused, so equal Idents mean the same object.
+    """
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: object) -> None:
+        self.obj = obj
+
+    def __hash__(self) -> int:
+        return id(self.obj)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Ident) and other.obj is self.obj
+
+
 def visible(export_to: tuple[str, ...], owner_namespace: str, namespace: str) -> bool:
     """Istio's exportTo: empty or `*` is everyone, `.` the owner's namespace, else the names."""
     if not export_to or "*" in export_to:
@@ -85,30 +104,43 @@ class Snapshot:
     virtual_services: tuple[VirtualService, ...]  # sorted by namespace/name
     destination_rules: tuple[DestinationRule, ...]  # sorted by namespace/name
     workloads: FrozenDict[str, Workload]  # by address
+    # Indexes derived from the above, so lookups per proxy and per host are not scans.
+    rules_by_host: FrozenDict[str, tuple[DestinationRule, ...]]
+    routes_by_host: FrozenDict[str, tuple[VirtualService, ...]]  # exact hosts
+    wildcard_routes: tuple[tuple[str, VirtualService], ...]  # ("*.example.com", vs)
+    source_label_keys: frozenset[str]  # label keys any route matches callers on
+    shared_cluster_ips: frozenset[str]  # cluster IPs claimed by more than one service (bad data)
+    served_by: FrozenDict[str, tuple[tuple[str, int, int], ...]]  # address -> (host, port, target)
+    by_namespace: FrozenDict[str, tuple[str, ...]]  # namespace -> hostnames
+    # The service-side input objects this was built from; lets the next build skip that work.
+    service_inputs: tuple[Ident, ...] = field(default=(), compare=False, repr=False)
 
     def resolve(self, host: str, namespace: str) -> str:
         return resolve_host(host, namespace, self.domain_suffix)
 
     def destination_rule(self, hostname: str, namespace: str) -> DestinationRule | None:
         """The rule for a host as seen from a proxy's namespace: the first visible one."""
-        for rule in self.destination_rules:
-            if self.resolve(rule.spec.host, rule.meta.namespace) == hostname and visible(
-                rule.spec.export_to, rule.meta.namespace, namespace
-            ):
+        for rule in self.rules_by_host.get(hostname, ()):
+            if visible(rule.spec.export_to, rule.meta.namespace, namespace):
                 return rule
         return None
 
     def virtual_service(self, hostname: str, namespace: str) -> VirtualService | None:
         """The VirtualService routing a host, seen from a namespace; exact hosts beat wildcards."""
+        for vs in self.routes_by_host.get(hostname, ()):
+            if visible(vs.spec.export_to, vs.meta.namespace, namespace):
+                return vs
         best: tuple[int, VirtualService] | None = None
-        for vs in self.virtual_services:
-            if not visible(vs.spec.export_to, vs.meta.namespace, namespace):
-                continue
-            for host in vs.spec.hosts:
-                score = _host_match(self.resolve(host, vs.meta.namespace), hostname)
-                if score and (best is None or score > best[0]):
-                    best = (score, vs)
+        for pattern, vs in self.wildcard_routes:
+            score = _host_match(pattern, hostname)
+            seen = visible(vs.spec.export_to, vs.meta.namespace, namespace)
+            if score and seen and (best is None or score > best[0]):
+                best = (score, vs)
         return best[1] if best else None
+
+    def caller_labels(self, proxy: Proxy) -> FrozenDict[str, str]:
+        """The part of a proxy's labels that any route looks at: what its config depends on."""
+        return FrozenDict({k: v for k, v in proxy.labels.items() if k in self.source_label_keys})
 
 
 def _host_match(pattern: str, hostname: str) -> int:
@@ -192,13 +224,14 @@ def _slice_endpoints(
 
 
 def _entry_endpoints(
-    service: Service, entries: list[WorkloadEntry]
+    service: Service, entries: Mapping[tuple[str, str, str], list[WorkloadEntry]]
 ) -> dict[int, list[ServiceEndpoint]]:
     out: dict[int, list[ServiceEndpoint]] = defaultdict(list)
-    for entry in entries:
-        if entry.meta.namespace != service.meta.namespace or not _selects(
-            service.selector, entry.spec.labels
-        ):
+    if not service.selector:
+        return out
+    key, value = next(iter(service.selector.items()))
+    for entry in entries.get((service.meta.namespace, key, value), ()):
+        if not _selects(service.selector, entry.spec.labels):
             continue
         for sp in service.ports:
             target = entry.spec.ports.get(sp.name)
@@ -216,52 +249,145 @@ def _entry_endpoints(
     return out
 
 
+_WORKLOAD_KINDS = (Service, EndpointSlice, Pod, WorkloadEntry)
+
+
 def build_snapshot(
-    resources: Iterable[Resource], *, domain_suffix: str = DEFAULT_DOMAIN_SUFFIX
+    resources: Iterable[Resource],
+    *,
+    domain_suffix: str = DEFAULT_DOMAIN_SUFFIX,
+    previous: Snapshot | None = None,
 ) -> Snapshot:
-    """Join registry resources into a Snapshot. Pure; deterministic order for stable versions."""
+    """Join registry resources into a Snapshot. Pure; deterministic order for stable versions.
+
+    With `previous`, what did not change is taken from it: all services when no Service,
+    EndpointSlice, Pod or WorkloadEntry changed (a routing edit), else each service equal to its
+    previous self. Unchanged objects keep their identity, which the xDS cache keys on.
+    """
     resources = list(resources)
-    workloads = _workloads(resources)
-    slices: dict[tuple[str, str], list[EndpointSlice]] = defaultdict(list)
-    entries = [r for r in resources if isinstance(r, WorkloadEntry)]
-    for r in resources:
-        if isinstance(r, EndpointSlice) and r.service:
-            slices[r.meta.namespace, r.service].append(r)
-    services: dict[str, MeshService] = {}
-    for r in resources:
-        if not isinstance(r, Service):
-            continue
-        endpoints = _slice_endpoints(
-            r, sorted(slices[r.meta.namespace, r.meta.name], key=_name), workloads
-        )
-        for port, found in _entry_endpoints(r, entries).items():
-            endpoints[port].extend(found)
-        hostname = r.hostname(domain_suffix)
-        services[hostname] = MeshService(
-            hostname=hostname,
-            name=r.meta.name,
-            namespace=r.meta.namespace,
-            cluster_ip=r.cluster_ip,
-            ports=r.ports,
-            selector=r.selector,
-            endpoints=FrozenDict(
-                {
-                    p: tuple(sorted(e, key=lambda x: (x.address, x.port)))
-                    for p, e in sorted(endpoints.items())
-                }
-            ),
-        )
+    inputs = tuple(Ident(r) for r in resources if isinstance(r, _WORKLOAD_KINDS))
+    if (
+        previous is not None
+        and previous.service_inputs == inputs
+        and previous.domain_suffix == domain_suffix
+    ):
+        mesh = _MeshIndex.of(previous)
+    else:
+        mesh = _MeshIndex.build(resources, domain_suffix, previous)
+    virtual_services = tuple(
+        sorted((r for r in resources if isinstance(r, VirtualService)), key=_name)
+    )
+    rules = tuple(sorted((r for r in resources if isinstance(r, DestinationRule)), key=_name))
+    rules_by_host: dict[str, list[DestinationRule]] = defaultdict(list)
+    for rule in rules:
+        rules_by_host[resolve_host(rule.spec.host, rule.meta.namespace, domain_suffix)].append(rule)
+    routes_by_host: dict[str, list[VirtualService]] = defaultdict(list)
+    wildcards: list[tuple[str, VirtualService]] = []
+    label_keys: set[str] = set()
+    for vs in virtual_services:
+        for host in vs.spec.hosts:
+            resolved = resolve_host(host, vs.meta.namespace, domain_suffix)
+            if resolved.startswith("*"):
+                wildcards.append((resolved, vs))
+            elif vs not in routes_by_host[resolved]:
+                routes_by_host[resolved].append(vs)
+        for http in vs.spec.http:
+            for m in http.match:
+                label_keys.update(m.source_labels)
+        for tcp in vs.spec.tcp:
+            for l4 in tcp.match:
+                label_keys.update(l4.source_labels)
     return Snapshot(
         domain_suffix=domain_suffix,
-        services=FrozenDict(sorted(services.items())),
-        virtual_services=tuple(
-            sorted((r for r in resources if isinstance(r, VirtualService)), key=_name)
-        ),
-        destination_rules=tuple(
-            sorted((r for r in resources if isinstance(r, DestinationRule)), key=_name)
-        ),
-        workloads=FrozenDict(sorted(workloads.items())),
+        services=mesh.services,
+        virtual_services=virtual_services,
+        destination_rules=rules,
+        workloads=mesh.workloads,
+        rules_by_host=FrozenDict({h: tuple(r) for h, r in sorted(rules_by_host.items())}),
+        routes_by_host=FrozenDict({h: tuple(v) for h, v in sorted(routes_by_host.items())}),
+        wildcard_routes=tuple(wildcards),
+        source_label_keys=frozenset(label_keys),
+        shared_cluster_ips=mesh.shared_cluster_ips,
+        served_by=mesh.served_by,
+        by_namespace=mesh.by_namespace,
+        service_inputs=inputs,
     )
+
+
+@model
+class _MeshIndex:
+    """The service side of a snapshot: services with endpoints, workloads, and their indexes."""
+
+    services: FrozenDict[str, MeshService]
+    workloads: FrozenDict[str, Workload]
+    shared_cluster_ips: frozenset[str]
+    served_by: FrozenDict[str, tuple[tuple[str, int, int], ...]]
+    by_namespace: FrozenDict[str, tuple[str, ...]]
+
+    @classmethod
+    def of(cls, snapshot: Snapshot) -> _MeshIndex:
+        return cls(
+            services=snapshot.services,
+            workloads=snapshot.workloads,
+            shared_cluster_ips=snapshot.shared_cluster_ips,
+            served_by=snapshot.served_by,
+            by_namespace=snapshot.by_namespace,
+        )
+
+    @classmethod
+    def build(
+        cls, resources: list[Resource], domain_suffix: str, previous: Snapshot | None
+    ) -> _MeshIndex:
+        workloads = _workloads(resources)
+        slices: dict[tuple[str, str], list[EndpointSlice]] = defaultdict(list)
+        entries: dict[tuple[str, str, str], list[WorkloadEntry]] = defaultdict(list)
+        for r in resources:
+            if isinstance(r, EndpointSlice) and r.service:
+                slices[r.meta.namespace, r.service].append(r)
+            elif isinstance(r, WorkloadEntry):
+                for key, value in r.spec.labels.items():
+                    entries[r.meta.namespace, key, value].append(r)
+        services: dict[str, MeshService] = {}
+        for r in resources:
+            if not isinstance(r, Service):
+                continue
+            endpoints = _slice_endpoints(
+                r, sorted(slices[r.meta.namespace, r.meta.name], key=_name), workloads
+            )
+            for port, found in _entry_endpoints(r, entries).items():
+                endpoints[port].extend(found)
+            hostname = r.hostname(domain_suffix)
+            service = MeshService(
+                hostname=hostname,
+                name=r.meta.name,
+                namespace=r.meta.namespace,
+                cluster_ip=r.cluster_ip,
+                ports=r.ports,
+                selector=r.selector,
+                endpoints=FrozenDict(
+                    {
+                        p: tuple(sorted(e, key=lambda x: (x.address, x.port)))
+                        for p, e in sorted(endpoints.items())
+                    }
+                ),
+            )
+            earlier = previous.services.get(hostname) if previous else None
+            services[hostname] = earlier if earlier == service else service
+        ips = Counter(s.cluster_ip for s in services.values() if s.cluster_ip)
+        served_by: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
+        by_namespace: dict[str, list[str]] = defaultdict(list)
+        for hostname, service in sorted(services.items()):
+            by_namespace[service.namespace].append(hostname)
+            for port, found in service.endpoints.items():
+                for e in found:
+                    served_by[e.address].append((hostname, port, e.port))
+        return cls(
+            services=FrozenDict(sorted(services.items())),
+            workloads=FrozenDict(sorted(workloads.items())),
+            shared_cluster_ips=frozenset(ip for ip, n in ips.items() if n > 1),
+            served_by=FrozenDict({a: tuple(v) for a, v in served_by.items()}),
+            by_namespace=FrozenDict({n: tuple(v) for n, v in by_namespace.items()}),
+        )
 
 
 def _name(r: VirtualService | DestinationRule | EndpointSlice) -> tuple[str, str]:
@@ -318,25 +444,21 @@ class Instance:
 def instances(snapshot: Snapshot, proxy: Proxy) -> tuple[Instance, ...]:
     """The service ports this proxy's workload serves, found by endpoint address or selector."""
     found: dict[tuple[str, int], Instance] = {}
-    ips = set(proxy.ips)
-    for service in snapshot.services.values():
-        for sp in service.ports:
-            for e in service.endpoints.get(sp.port, ()):
-                if e.address in ips:
-                    found.setdefault(
-                        (service.hostname, sp.port),
-                        Instance(service=service, port=sp, target_port=e.port),
-                    )
-            selected = service.namespace == proxy.namespace and _selects(
-                service.selector, proxy.labels
-            )
-            if (
-                selected
-                and isinstance(sp.target_port, int | None)
-                and (service.hostname, sp.port) not in found
-            ):
-                target = sp.target_port if isinstance(sp.target_port, int) else sp.port
-                found[service.hostname, sp.port] = Instance(
-                    service=service, port=sp, target_port=target
+    for ip in proxy.ips:
+        for hostname, port, target in snapshot.served_by.get(ip, ()):
+            service = snapshot.services[hostname]
+            sp = service.port(port)
+            if sp is not None:
+                found.setdefault(
+                    (hostname, port), Instance(service=service, port=sp, target_port=target)
                 )
+    # A workload whose endpoints are not published yet (not ready) still serves its ports.
+    for hostname in snapshot.by_namespace.get(proxy.namespace, ()):
+        service = snapshot.services[hostname]
+        if not _selects(service.selector, proxy.labels):
+            continue
+        for sp in service.ports:
+            if (hostname, sp.port) not in found and not isinstance(sp.target_port, str):
+                target = sp.target_port if isinstance(sp.target_port, int) else sp.port
+                found[hostname, sp.port] = Instance(service=service, port=sp, target_port=target)
     return tuple(found[k] for k in sorted(found))

@@ -16,7 +16,7 @@ from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from envoy.type.v3 import percent_pb2
 from google.protobuf import wrappers_pb2
-from istiolite.discovery.model import MeshService, Proxy, Snapshot, instances, subset_policy
+from istiolite.discovery.model import Ident, MeshService, Proxy, Snapshot, instances, subset_policy
 from istiolite.discovery.translate.common import (
     BLACKHOLE_CLUSTER,
     INBOUND_PASSTHROUGH_CLUSTER,
@@ -58,16 +58,34 @@ def build_clusters(snapshot: Snapshot, proxy: Proxy) -> list[cluster_pb2.Cluster
 
 def outbound_clusters(snapshot: Snapshot, namespace: str) -> list[cluster_pb2.Cluster]:
     """Clusters every proxy in `namespace` shares: they depend on nothing else of the proxy."""
-    clusters = [_passthrough(), _inbound_passthrough(), _blackhole()]
+    clusters = static_clusters()
     for service in snapshot.services.values():
-        rule = snapshot.destination_rule(service.hostname, namespace)
-        subsets = [None, *(s.name for s in rule.spec.subsets)] if rule else [None]
-        for port in service.ports:
-            if port.protocol is Protocol.UDP:
-                continue
-            for subset in subsets:
-                _, policy = subset_policy(rule, subset)
-                clusters.append(_outbound(service, port, subset, _for_port(policy, port.port)))
+        clusters.extend(service_clusters(snapshot, namespace, service))
+    return clusters
+
+
+def static_clusters() -> list[cluster_pb2.Cluster]:
+    return [_passthrough(), _inbound_passthrough(), _blackhole()]
+
+
+def cluster_inputs(snapshot: Snapshot, namespace: str, service: MeshService) -> tuple[object, ...]:
+    """Everything `service_clusters` reads, compared by identity (see Ident)."""
+    return (Ident(service), Ident(snapshot.destination_rule(service.hostname, namespace)))
+
+
+def service_clusters(
+    snapshot: Snapshot, namespace: str, service: MeshService
+) -> list[cluster_pb2.Cluster]:
+    """One cluster per port and subset; depends only on the service and its visible rule."""
+    rule = snapshot.destination_rule(service.hostname, namespace)
+    subsets = [None, *(s.name for s in rule.spec.subsets)] if rule else [None]
+    clusters = []
+    for port in service.ports:
+        if port.protocol is Protocol.UDP:
+            continue
+        for subset in subsets:
+            _, policy = subset_policy(rule, subset)
+            clusters.append(_outbound(service, port, subset, _for_port(policy, port.port)))
     return clusters
 
 

@@ -19,7 +19,7 @@ from envoy.extensions.filters.http.fault.v3 import fault_pb2
 from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2
 from envoy.type.matcher.v3 import regex_pb2, string_pb2
 from google.protobuf import duration_pb2, wrappers_pb2
-from istiolite.discovery.model import MeshService, Proxy, Snapshot, subset_policy
+from istiolite.discovery.model import Ident, MeshService, Proxy, Snapshot, subset_policy
 from istiolite.discovery.translate.common import (
     PASSTHROUGH_CLUSTER,
     duration,
@@ -79,50 +79,96 @@ def build_routes(
 def route_configuration(
     snapshot: Snapshot, proxy: Proxy, port: int
 ) -> route_pb2.RouteConfiguration:
-    hosts = []
-    taken: set[str] = set()
-    for service in snapshot.services.values():
-        sp = service.port(port)
-        if sp is None or not sp.protocol.is_http:
-            continue
-        domains = [d for d in _domains(service, port, proxy.namespace) if d not in taken]
-        taken.update(domains)
-        hosts.append(
-            rc.VirtualHost(
-                name=f"{service.hostname}:{port}",
-                domains=domains,
-                routes=list(_service_routes(snapshot, proxy, service, port)),
-            )
-        )
-    hosts.append(
-        rc.VirtualHost(
-            name="allow_any",
-            domains=["*"],
-            routes=[
-                rc.Route(
-                    name="allow_any",
-                    match=rc.RouteMatch(prefix="/"),
-                    route=rc.RouteAction(cluster=PASSTHROUGH_CLUSTER, timeout=_NO_TIMEOUT),
-                )
-            ],
-        )
+    config = route_config_shell(port)
+    config.virtual_hosts.extend(
+        virtual_host(snapshot, proxy, s, port) for s in http_services(snapshot, port)
     )
+    config.virtual_hosts.append(ALLOW_ANY)
+    return config
+
+
+def route_config_shell(port: int) -> route_pb2.RouteConfiguration:
+    """A route config without virtual hosts, which callers may append (even as bytes)."""
     # Clusters may arrive after routes that name them; Envoy must not reject the routes for it.
-    return RouteConfiguration(
-        name=str(port), virtual_hosts=hosts, validate_clusters=wrappers_pb2.BoolValue(value=False)
+    return route_pb2.RouteConfiguration(
+        name=str(port), validate_clusters=wrappers_pb2.BoolValue(value=False)
     )
 
 
-def _domains(service: MeshService, port: int, namespace: str) -> Iterator[str]:
+def http_services(snapshot: Snapshot, port: int) -> list[MeshService]:
+    return [
+        s
+        for s in snapshot.services.values()
+        if (sp := s.port(port)) is not None and sp.protocol.is_http
+    ]
+
+
+def virtual_host(
+    snapshot: Snapshot, proxy: Proxy, service: MeshService, port: int
+) -> rc.VirtualHost:
+    return rc.VirtualHost(
+        name=f"{service.hostname}:{port}",
+        domains=list(_domains(service, port, proxy.namespace, snapshot.shared_cluster_ips)),
+        routes=list(_service_routes(snapshot, proxy, service, port)),
+    )
+
+
+def virtual_host_inputs(
+    snapshot: Snapshot, proxy: Proxy, service: MeshService, port: int
+) -> tuple[object, ...]:
+    """Everything `virtual_host` reads, as a key: equal inputs give an equal virtual host.
+
+    Objects are compared by identity (unchanged resources keep their objects across snapshots),
+    which makes this cheap enough to compute for every host of every route config.
+    """
+    vs = snapshot.virtual_service(service.hostname, proxy.namespace)
+    destinations: list[object] = []
+    for http in vs.spec.http if vs else ():
+        for dest in [r.destination for r in http.route] + ([http.mirror] if http.mirror else []):
+            hostname = snapshot.resolve(dest.host, vs.meta.namespace if vs else proxy.namespace)
+            target = snapshot.services.get(hostname)
+            destinations.append(Ident(target))
+            destinations.append(Ident(snapshot.destination_rule(hostname, proxy.namespace)))
+    rule = snapshot.destination_rule(service.hostname, proxy.namespace)
+    shared_ip = service.cluster_ip in snapshot.shared_cluster_ips
+    labels = snapshot.caller_labels(proxy)
+    return (
+        port,
+        proxy.namespace,
+        labels,
+        Ident(service),
+        Ident(vs),
+        Ident(rule),
+        shared_ip,
+        *destinations,
+    )
+
+
+ALLOW_ANY = rc.VirtualHost(
+    name="allow_any",
+    domains=["*"],
+    routes=[
+        rc.Route(
+            name="allow_any",
+            match=rc.RouteMatch(prefix="/"),
+            route=rc.RouteAction(cluster=PASSTHROUGH_CLUSTER, timeout=duration_pb2.Duration()),
+        )
+    ],
+)
+
+
+def _domains(
+    service: MeshService, port: int, namespace: str, shared_ips: frozenset[str]
+) -> Iterator[str]:
     names = [
         service.hostname,
         f"{service.name}.{service.namespace}.svc",
         f"{service.name}.{service.namespace}",
     ]
     if service.namespace == namespace:
-        names.append(service.name)
-    if service.cluster_ip:
-        names.append(service.cluster_ip)
+        names.append(service.name)  # short names mean the caller's own namespace
+    if service.cluster_ip and service.cluster_ip not in shared_ips:
+        names.append(service.cluster_ip)  # two hosts with one domain would be NACKed
     for name in names:
         yield name
         yield f"{name}:{port}"

@@ -27,6 +27,7 @@ from istiolite.discovery.xds.cache import (
     PUSH_ORDER,
     SHORT_NAMES,
     Generation,
+    PartCache,
     with_nonce,
 )
 from istiolite.discovery.xds.protocol import Request, TypeState, Verdict, on_request, sent
@@ -115,8 +116,13 @@ class Connection:
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
         try:
-            version, body, _ = await loop.run_in_executor(
-                self.server.builder, generation.body, type_url, self.proxy, state.names
+            version, body = await loop.run_in_executor(
+                self.server.builder,
+                generation.respond,
+                type_url,
+                self.proxy,
+                state.names,
+                None if must else state.sent_version,
             )
         except Exception:
             # A translation bug must not take the stream down: Envoy keeps its last config.
@@ -128,7 +134,7 @@ class Connection:
             )
             return
         state = self.states[type_url]
-        if not must and version == state.sent_version:
+        if body is None or (not must and version == state.sent_version):
             return
         nonce = f"{generation.number}-{next(self._nonces)}"
         # Record before writing: Envoy may ACK before write() returns.
@@ -169,14 +175,16 @@ class AdsServer:
         self.builder = builder
         self.metrics = metrics
         self.generation: Generation | None = None
+        self.parts = PartCache()
         self.connections: dict[str, Connection] = {}
         self._numbers = itertools.count(1)
 
     def update(self, snapshot: Snapshot, *, changed_at: float | None = None) -> Generation:
-        generation = Generation(snapshot, next(self._numbers))
+        generation = Generation(snapshot, next(self._numbers), self.parts, self.generation)
         if changed_at is not None:
             generation.created = changed_at
         self.generation = generation
+        self.parts.sweep(generation.number)
         for connection in self.connections.values():
             connection.push()
         return generation

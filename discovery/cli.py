@@ -35,10 +35,14 @@ def main() -> None:
     "--webhook-key", type=click.Path(path_type=Path, dir_okay=False), **describe("webhook_key")
 )
 @click.option("--domain-suffix", **describe("domain_suffix"))
+@click.option("--proxy-image", **describe("proxy_image"))
+@click.option("--sidecar-discovery-address", **describe("sidecar_discovery_address"))
+@click.option("--native-sidecar/--no-native-sidecar", **describe("native_sidecar"))
 @click.option(
     "--log-level",
     default="info",
     show_default=True,
+    envvar="PILOT_LOG_LEVEL",
     type=click.Choice(["debug", "info", "warning", "error"]),
 )
 def discovery(log_level: str, **options: object) -> None:

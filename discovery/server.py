@@ -21,6 +21,8 @@ import grpc
 from aiohttp import web
 from google.protobuf import json_format
 from istiolite.discovery.files import FileRegistry
+from istiolite.discovery.inject.template import SidecarValues
+from istiolite.discovery.inject.webhook import WebhookServer
 from istiolite.discovery.metrics import Metrics
 from istiolite.discovery.model import Proxy, build_snapshot
 from istiolite.discovery.settings import Settings
@@ -103,9 +105,12 @@ class Discovery:
     async def _push(self, changed_at: float) -> None:
         resources = [r for registry in self.registries for r in registry.resources()]
         loop = asyncio.get_running_loop()
+        previous = self.ads.generation.snapshot if self.ads.generation else None
         snapshot = await loop.run_in_executor(
             self.builder,
-            lambda: build_snapshot(resources, domain_suffix=self.settings.domain_suffix),
+            lambda: build_snapshot(
+                resources, domain_suffix=self.settings.domain_suffix, previous=previous
+            ),
         )
         self.metrics.snapshots.inc()
         self.metrics.config_errors.set(sum(len(r.errors()) for r in self.registries))
@@ -216,8 +221,7 @@ class Discovery:
             await _serve_http(self.http_app(), self.settings.http_addr),
             await _serve_http(self.monitoring_app(), self.settings.monitoring_addr),
         ]
-        if self.settings.webhook_cert is None or self.settings.webhook_key is None:
-            log.info("injection webhook not served: no --webhook-cert/--webhook-key given")
+        webhook = await self._start_webhook()
         self.ready = True
         log.info(
             "pilot-discovery serving xDS on %s, HTTP on %s",
@@ -233,7 +237,31 @@ class Discovery:
             await server.stop(grace=1)
             for runner in runners:
                 await runner.cleanup()
+            if webhook is not None:
+                await webhook.close()
             self.builder.shutdown(wait=False, cancel_futures=True)
+
+    async def _start_webhook(self) -> WebhookServer | None:
+        cert, key = self.settings.webhook_cert, self.settings.webhook_key
+        if cert is None or key is None:
+            log.info("injection webhook not served: no --webhook-cert/--webhook-key given")
+            return None
+        values = SidecarValues(
+            proxy_image=self.settings.proxy_image,
+            discovery_address=self.settings.sidecar_discovery_address,
+            native_sidecar=self.settings.native_sidecar,
+        )
+        host, port = split_addr(self.settings.webhook_addr)
+        server = WebhookServer(
+            values,
+            cert_file=cert,
+            key_file=key,
+            host=host,
+            port=port,
+            registry=self.metrics.registry,
+        )
+        await server.start()
+        return server
 
 
 def _dump(snapshot: Any, proxy: Proxy) -> dict[str, Any]:

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from istiolite import __version__
+
 
 def _env(name: str, doc: str) -> dict[str, str]:
     return {"env": name, "doc": doc}
@@ -43,6 +45,19 @@ class Settings:
     )
     webhook_key: Path | None = field(
         default=None, metadata=_env("PILOT_WEBHOOK_KEY", "webhook PEM key")
+    )
+    proxy_image: str = field(
+        default=f"istiolite/proxy:{__version__}",
+        metadata=_env("PILOT_PROXY_IMAGE", "image of the sidecar the webhook injects"),
+    )
+    sidecar_discovery_address: str = field(
+        default="istiod.istio-system.svc:15010",
+        metadata=_env(
+            "PILOT_SIDECAR_DISCOVERY_ADDRESS", "where injected sidecars reach this server's xDS"
+        ),
+    )
+    native_sidecar: bool = field(
+        default=False, metadata=_env("PILOT_NATIVE_SIDECAR", "inject the proxy as a native sidecar")
     )
     domain_suffix: str = field(
         default="cluster.local", metadata=_env("DOMAIN_SUFFIX", "the cluster's DNS domain")

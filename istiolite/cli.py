@@ -12,6 +12,7 @@ import click
 from istiolite import __version__
 from istiolite.analyze import Severity, analyze
 from istiolite.api import DEFAULT_DOMAIN_SUFFIX, Parsed, parse_yaml
+from istiolite.discovery.inject.cli import kube_inject
 
 YAML_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -27,6 +28,33 @@ def version() -> None:
     click.echo(__version__)
 
 
+main.add_command(kube_inject)
+
+
+@main.command(name="proxy-status")
+@click.option(
+    "--discovery-address",
+    default="localhost:8080",
+    show_default=True,
+    envvar="ISTIOLITE_DISCOVERY_ADDRESS",
+    help="pilot-discovery's HTTP (debug) address, HOST:PORT.",
+)
+def proxy_status(discovery_address: str) -> None:
+    """Show every connected proxy and whether it has the latest configuration."""
+    import httpx2  # noqa: PLC0415 - only this command talks HTTP; keep the others fast
+
+    from istiolite import proxystatus  # noqa: PLC0415
+
+    url = f"http://{discovery_address}/debug/syncz"
+    try:
+        response = httpx2.get(url, timeout=10)
+        response.raise_for_status()
+    except httpx2.HTTPError as e:
+        raise click.ClickException(f"cannot read {url}: {e}") from e
+    syncz = response.json()
+    click.echo(proxystatus.format_table(syncz, discovery=discovery_address))
+    for line in proxystatus.errors(syncz):
+        click.echo(line, err=True)
 
 
 def _read_sources(paths: tuple[str, ...]) -> list[Parsed]:

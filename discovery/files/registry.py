@@ -56,7 +56,14 @@ class FileRegistry:
             for message in errors:
                 log.warning("keeping the last good content of %s: %s", path, message)
             return False
-        resources = [p.resource for p in parsed if p.resource is not None]
+        # Keep the objects of resources that did not change: configuration built from them is
+        # cached by identity, so an edit to one resource rebuilds only what depends on it.
+        earlier = {(r.KIND, r.meta.key): r for r in state.resources}
+        resources = []
+        for p in parsed:
+            if p.resource is not None:
+                old = earlier.get((p.resource.KIND, p.resource.meta.key))
+                resources.append(old if old == p.resource else p.resource)
         changed = resources != state.resources
         state.resources = resources
         return changed

@@ -28,8 +28,6 @@ from istiolite.discovery.inject.template import SidecarValues
 
 API_VERSION = "admission.k8s.io/v1"
 POD = {"group": "", "version": "v1", "kind": "Pod"}
-# Real pods nest about a dozen levels; copying and diffing recurse, so much deeper is refused.
-MAX_NESTING = 100
 
 Json = dict[str, Any]
 # What happened to a review, for the webhook's log and metrics.
@@ -70,7 +68,7 @@ def answer(body: bytes, values: SidecarValues) -> Reply:
     except InjectionError as e:
         return Reply(200, _denied(uid, f"sidecar injection failed: {e}"), outcome="denied")
     except Exception:
-        # A bug of ours (or a pod nested too deep to copy) must not take the webhook down.
+        # A bug of ours must not take the webhook down, nor fail silently.
         log.exception("sidecar injection crashed on request %s", uid)
         denial = _denied(uid, "sidecar injection failed: internal error")
         return Reply(200, denial, outcome="denied")
@@ -88,8 +86,6 @@ def parse_review(body: bytes) -> Json:
         raise BadReview(f"the body is not JSON: {e}") from None
     if not isinstance(review, dict):
         raise BadReview(f"the body must be a JSON object, not {_kind(review)}")
-    if _deeper_than(review, MAX_NESTING):
-        raise BadReview(f"the body is nested deeper than {MAX_NESTING} levels; no Pod is")
     if review.get("apiVersion") != API_VERSION or review.get("kind") != "AdmissionReview":
         raise BadReview(
             f"apiVersion {review.get('apiVersion')!r}, kind {review.get('kind')!r}: "
@@ -106,20 +102,6 @@ def parse_review(body: bytes) -> Json:
     if not isinstance(request.get("operation", ""), str):
         raise BadReview("request.operation must be a string like CREATE")
     return request
-
-
-def _deeper_than(document: object, limit: int) -> bool:
-    """Whether `document` nests more than `limit` levels; iterative, so any depth is safe."""
-    stack = [(document, 0)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > limit:
-            return True
-        if isinstance(node, dict):
-            stack.extend((child, depth + 1) for child in node.values())
-        elif isinstance(node, list):
-            stack.extend((child, depth + 1) for child in node)
-    return False
 
 
 def _review(uid: str, *, allowed: bool, patch: list[Json] | None = None) -> Json:

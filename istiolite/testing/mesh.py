@@ -78,6 +78,7 @@ class Discovery:
     grpc_port: int = field(default_factory=free_port)
     http_port: int = field(default_factory=free_port)
     monitoring_port: int = field(default_factory=free_port)
+    extra_args: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -98,6 +99,7 @@ class Discovery:
             f"--grpc-addr=127.0.0.1:{self.grpc_port}",
             f"--http-addr=127.0.0.1:{self.http_port}",
             f"--monitoring-addr=127.0.0.1:{self.monitoring_port}",
+            *self.extra_args,
         ]
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(

@@ -1,0 +1,81 @@
+"""Simulated sidecars for benchmarks: many ADS streams from one process.
+
+`python -m bench.adsclient ADDRESS FIRST COUNT SERVICES` opens COUNT streams (proxies FIRST..),
+subscribes to CDS, EDS (every cluster), LDS and RDS like an Envoy, ACKs every response at once,
+and prints one JSON line per response: {"p": proxy, "t": "RDS", "v": version, "ts": time}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+
+import grpc
+from google.protobuf import struct_pb2
+
+from bench.meshgen import NAMESPACES, proxy_identity
+from envoy.config.core.v3 import base_pb2
+from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
+
+CLUSTER = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+ENDPOINT = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+LISTENER = "type.googleapis.com/envoy.config.listener.v3.Listener"
+ROUTE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+SHORT = {CLUSTER: "CDS", ENDPOINT: "EDS", LISTENER: "LDS", ROUTE: "RDS"}
+
+
+def node(i: int) -> base_pb2.Node:
+    node_id, ns, ip, app = proxy_identity(i)
+    metadata = struct_pb2.Struct()
+    metadata.update({"NAMESPACE": ns, "NAME": node_id.split("~")[2].split(".")[0], "INSTANCE_IPS": ip,
+                     "LABELS": {"app": app, "version": "v1"}})  # fmt: skip
+    return base_pb2.Node(id=node_id, metadata=metadata)
+
+
+def eds_names(services: int) -> list[str]:
+    return [
+        f"outbound|8080|{subset}|svc-{i}.ns-{i % NAMESPACES}.svc.cluster.local"
+        for i in range(services)
+        for subset in ("", "v1", "v2")
+    ]
+
+
+async def proxy(channel: grpc.aio.Channel, i: int, services: int) -> None:
+    queue: asyncio.Queue[discovery_pb2.DiscoveryRequest] = asyncio.Queue()
+    first = discovery_pb2.DiscoveryRequest(node=node(i), type_url=CLUSTER)
+    await queue.put(first)
+    await queue.put(discovery_pb2.DiscoveryRequest(type_url=LISTENER))
+    names = {ENDPOINT: eds_names(services), ROUTE: ["8080"]}
+    subscribed = set()
+
+    async def requests():  # type: ignore[no-untyped-def]
+        while True:
+            yield await queue.get()
+
+    stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
+    async for response in stub.StreamAggregatedResources(requests()):
+        now = time.time()
+        t = response.type_url
+        print(json.dumps({"p": i, "t": SHORT[t], "v": response.version_info, "ts": now}), flush=True)
+        await queue.put(
+            discovery_pb2.DiscoveryRequest(
+                type_url=t, version_info=response.version_info, response_nonce=response.nonce,
+                resource_names=names.get(t, []),
+            )
+        )  # fmt: skip
+        follow = {CLUSTER: ENDPOINT, LISTENER: ROUTE}.get(t)
+        if follow and follow not in subscribed:
+            subscribed.add(follow)
+            await queue.put(discovery_pb2.DiscoveryRequest(type_url=follow, resource_names=names[follow]))
+
+
+async def main(address: str, first: int, count: int, services: int) -> None:
+    options = [("grpc.max_receive_message_length", 256 * 1024 * 1024)]
+    async with grpc.aio.insecure_channel(address, options=options) as channel:
+        await asyncio.gather(*(proxy(channel, i, services) for i in range(first, first + count)))
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])))

@@ -14,7 +14,7 @@ TYPES = ("CDS", "LDS", "EDS", "RDS")
 
 
 def proxy_name(proxy_id: str) -> str:
-    """`sidecar~10.0.0.5~reviews-v1-abc.default~default.svc.cluster.local` -> `reviews-v1-abc.default`."""
+    """The pod part of a node id: `sidecar~<ip>~reviews-v1.default~...` -> `reviews-v1.default`."""
     parts = proxy_id.split("~")
     return parts[2] if len(parts) == 4 else proxy_id
 

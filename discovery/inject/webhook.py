@@ -182,6 +182,9 @@ class WebhookServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
         await self._runner.cleanup()
+        # Closed connections finish closing their sockets on the next loop iterations; let them,
+        # so a caller that stops its loop right after close() leaks nothing.
+        await asyncio.sleep(0.01)
 
 
 async def serve(

@@ -294,7 +294,7 @@ def test_route_timeout_answers_504_before_a_slow_upstream(mesh: Mesh) -> None:
         ))  # fmt: skip
         [reply] = mesh.call(RATINGS_VIP, "ratings", 1)
         assert reply.status == 504
-        assert 0.5 <= reply.seconds < 1.0, reply.seconds
+        assert 0.45 <= reply.seconds < 1.0, reply.seconds  # Envoy's timer may fire a little early
     finally:
         mesh.knobs(UPSTREAMS["ratings-v1"][2])
 

@@ -27,12 +27,12 @@ typetree:
 	@ln -s ../../../agent $(TYPETREE)/istiolite/agent
 	@ln -s ../../../discovery $(TYPETREE)/istiolite/discovery
 	@ln -s ../../../install $(TYPETREE)/istiolite/install
-	@ln -s ../../tests ../../bench $(TYPETREE)/
+	@ln -s ../../tests ../../bench ../../e2e $(TYPETREE)/
 
 lint: dev typetree
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	cd $(TYPETREE) && ../../$(BIN)/mypy --config-file ../../pyproject.toml -p istiolite -p tests -p bench
+	cd $(TYPETREE) && ../../$(BIN)/mypy --config-file ../../pyproject.toml -p istiolite -p tests -p bench -p e2e
 	cd $(TYPETREE) && ../../$(BIN)/lint-imports ../../pyproject.toml
 
 fmt: dev

@@ -12,6 +12,7 @@ import click
 from istiolite import __version__
 from istiolite.analyze import Severity, analyze
 from istiolite.api import DEFAULT_DOMAIN_SUFFIX, Parsed, parse_yaml
+from istiolite.demo.cli import demo
 from istiolite.discovery.inject.cli import kube_inject
 
 YAML_SUFFIXES = (".yaml", ".yml", ".json")
@@ -29,6 +30,7 @@ def version() -> None:
 
 
 main.add_command(kube_inject)
+main.add_command(demo)
 
 
 @main.command(name="proxy-status")

@@ -1,0 +1,1 @@
+"""End-to-end scenarios of the mesh, written against `cluster.Cluster`."""

@@ -61,7 +61,6 @@ def build_settings(cls: type[S], values: dict[str, Any]) -> S:
 def main() -> None:
     """pilot-agent: runs beside every Envoy: bootstrap, supervision, status, traffic capture."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    logging.getLogger("httpx2").setLevel(logging.WARNING)  # one line per admin poll otherwise
 
 
 @main.group()

@@ -36,6 +36,9 @@ log = logging.getLogger("istiolite.agent")
 
 SHM_DIR = Path("/dev/shm")
 _KILL_WAIT = 2.0
+# Until a new Envoy is LIVE the agent looks at it this often, not once per health-check
+# interval: the ready gauge, the end of the startup grace and a pending reload wait on it.
+_STARTUP_POLL = 0.05
 
 
 class Reason(StrEnum):
@@ -58,6 +61,7 @@ class Epoch:
     process: asyncio.subprocess.Process
     number: int
     started_at: float
+    health: HealthTracker
     live: bool = False
 
     @property
@@ -98,7 +102,7 @@ class Supervisor:
     ) -> None:
         self.settings = settings
         self.render_bootstrap = render_bootstrap
-        self.metrics = metrics or AgentMetrics()
+        self.metrics = metrics or AgentMetrics(restart_reasons=[r.value for r in Reason])
         self.clock = clock
         self.admin = EnvoyAdmin(settings.admin_port, timeout=settings.health_check_timeout)
         self.backoff = Backoff(
@@ -113,7 +117,7 @@ class Supervisor:
         self._events: asyncio.Queue[_Event] = asyncio.Queue()
         self._rendered = ""
         self._tasks: set[asyncio.Task[None]] = set()
-        self.metrics.track_uptime(self.uptime)
+        self.metrics.uptime = self.uptime
 
     # --- requests from outside (signals, status server); they only enqueue ---------------
 
@@ -136,7 +140,12 @@ class Supervisor:
             return judge_readiness(running=False, observation=None, stopping=True)
         if current is None or not current.running:
             return judge_readiness(running=False, observation=None, down=state.down_reason)
-        verdict = judge_readiness(running=True, observation=await self.admin.observe())
+        observation = await self.admin.observe()
+        if observation.state is not None:
+            # An answer is an answer, whoever asked: it ends the startup grace, so a hang
+            # right after the kubelet saw the proxy ready is caught at the usual pace.
+            current.health.record(ok=True, now=self.clock())
+        verdict = judge_readiness(running=True, observation=observation)
         if not verdict.ready and not current.live and any(p.running for p in state.parents):
             # A hot restart in progress: the previous epoch keeps accepting on the shared
             # sockets until this one is initialized, so the proxy is serving.
@@ -200,7 +209,7 @@ class Supervisor:
     async def _restart(self, reason: Reason, why: str) -> None:
         current = self.state.current
         assert current is not None
-        self.metrics.restarts.labels(reason.value).inc()
+        self.metrics.count_restart(reason.value)
         await self._stop_all(graceful=False)
         delay = self.backoff.delay_after_exit(self.clock() - current.started_at)
         self.state.restart_at = self.clock() + delay
@@ -219,7 +228,7 @@ class Supervisor:
             log.warning("no base id from Envoy; reloading with a cold restart")
             await self._restart(Reason.RELOAD, "reload without a base id")
             return
-        self.metrics.restarts.labels(Reason.RELOAD.value).inc()
+        self.metrics.count_restart(Reason.RELOAD.value)
         self.state.parents.append(current)
         await self._start(epoch=current.number + 1, base_id=base_id)
 
@@ -245,7 +254,11 @@ class Supervisor:
             self.state.restart_at = self.clock() + delay
             log.error("cannot start %s: %s; retrying in %.2fs", argv[0], error, delay)
             return
-        started = Epoch(process=process, number=epoch, started_at=self.clock())
+        now = self.clock()
+        health = HealthTracker(
+            self.settings.health_check_threshold, self.settings.startup_grace, now
+        )
+        started = Epoch(process=process, number=epoch, started_at=now, health=health)
         self.state.current = started
         self.state.down_reason = ""
         log.info("started envoy pid %d epoch %d", process.pid, epoch)
@@ -281,7 +294,7 @@ class Supervisor:
         epochs = [e for e in (self.state.current, *self.state.parents) if e is not None]
         self.state.current = None
         self.state.parents = []
-        self.metrics.ready.set(0)
+        self.metrics.ready = False
         for epoch in epochs:
             await _terminate(epoch.process, graceful=graceful)
 
@@ -302,27 +315,27 @@ class Supervisor:
         self._events.put_nowait(_Event(_Kind.EXITED, epoch))
 
     async def _poll_health(self, epoch: Epoch) -> None:
-        settings = self.settings
-        tracker = HealthTracker(
-            settings.health_check_threshold, settings.startup_grace, epoch.started_at
-        )
         while epoch.running and epoch is self.state.current:
             began = self.clock()
             observation = await self.admin.observe()
             verdict = judge_readiness(running=True, observation=observation)
-            self.metrics.ready.set(1 if verdict.ready else 0)
+            self.metrics.ready = verdict.ready
             if observation.state == "LIVE" and not epoch.live:
                 epoch.live = True
                 if self.state.reload_pending:
                     self.state.reload_pending = False
                     self.request_reload()
-            if tracker.record(ok=observation.state is not None, now=self.clock()):
+            if epoch.health.record(ok=observation.state is not None, now=self.clock()):
                 if epoch.running and epoch is self.state.current:
                     self._events.put_nowait(_Event(_Kind.UNHEALTHY, epoch))
                 return
-            pause = settings.health_check_interval - (self.clock() - began)
-            await asyncio.sleep(max(0.0, pause))
-        self.metrics.ready.set(0)
+            await asyncio.sleep(max(0.0, self._poll_period(epoch) - (self.clock() - began)))
+        self.metrics.ready = False
+
+    def _poll_period(self, epoch: Epoch) -> float:
+        interval = self.settings.health_check_interval
+        starting = self.clock() - epoch.started_at < self.settings.startup_grace
+        return min(interval, _STARTUP_POLL) if starting and not epoch.live else interval
 
     async def _watch_inputs(self) -> None:
         """Hot-restart when the bootstrap Envoy would get differs from the one it has."""

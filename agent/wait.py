@@ -7,7 +7,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
-import httpx2 as httpx
+import aiohttp
 from istiolite.agent.settings import WaitSettings
 
 
@@ -16,17 +16,19 @@ async def wait_until_ready(settings: WaitSettings, *, echo: Callable[[str], None
     url = f"http://127.0.0.1:{settings.status_port}/healthz/ready"
     deadline = time.monotonic() + settings.timeout
     last = "no answer yet"
-    async with httpx.AsyncClient(timeout=max(settings.period, 1.0)) as client:
+    timeout = aiohttp.ClientTimeout(total=max(settings.period, 1.0))
+    async with aiohttp.ClientSession(timeout=timeout) as session:
         while True:
             try:
-                answer = await client.get(url)
-            except httpx.HTTPError as error:
+                async with session.get(url) as answer:
+                    status, text = answer.status, await answer.text()
+            except (aiohttp.ClientError, TimeoutError) as error:
                 last = f"{url}: {error or type(error).__name__}"
             else:
-                if answer.status_code == 200:
+                if status == 200:
                     echo("Envoy is ready")
                     return 0
-                last = f"{url}: HTTP {answer.status_code}: {answer.text.strip()}"
+                last = f"{url}: HTTP {status}: {text.strip()}"
             if time.monotonic() >= deadline:
                 echo(f"timed out after {settings.timeout:g}s waiting for Envoy: {last}")
                 return 1

@@ -122,7 +122,7 @@ class Pod:
 def pod() -> Iterator[Pod]:
     tag = uuid.uuid4().hex[:6]
     subnet = int(tag[:2], 16) % 200 + 20
-    made = Pod(f"ilt-pod-{tag}", f"ilt-peer-{tag}", f"10.250.{subnet}.2", f"10.250.{subnet}.1")
+    made = Pod(f"ilag-pod-{tag}", f"ilag-peer-{tag}", f"10.250.{subnet}.2", f"10.250.{subnet}.1")
     try:
         for ns in (made.ns, made.peer):
             _run("ip", "netns", "add", ns)
@@ -200,7 +200,7 @@ def test_capture_sends_app_traffic_through_envoy_and_not_envoys_own(
     pod: Pod, tmp_path: Path
 ) -> None:
     # Envoy runs as uid 1337 and cannot read pytest's private tmp_path.
-    shared = Path(tempfile.mkdtemp(prefix="ilt-capture-"))
+    shared = Path(tempfile.mkdtemp(prefix="ilag-capture-"))
     shared.chmod(0o755)
     config = shared / "envoy.json"
     config.write_text(json.dumps(_capture_envoy_config()))

@@ -1,4 +1,6 @@
-"""Reloads (hot restart), graceful shutdown and `pilot-agent wait`, with a real Envoy."""
+"""Reloads (hot restart), graceful shutdown and `pilot-agent wait`, with a real Envoy and the
+real pilot-discovery. Traffic goes to the pod's IP and is captured into Envoy's virtualInbound,
+which forwards it to the app, as a call from another pod would be."""
 
 from __future__ import annotations
 
@@ -12,10 +14,19 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
-from tests.agent.ads_standin import AdsStandIn
-from tests.agent.harness import Agent, Ports, free_port, is_stopped_or_gone
+from istiolite.testing.mesh import Discovery
+from tests.agent.harness import (
+    APP_PORT,
+    POD_IP,
+    Agent,
+    acked_all,
+    free_port,
+    is_stopped_or_gone,
+    sync_status,
+)
 
-pytestmark = pytest.mark.envoy
+pytestmark = [pytest.mark.envoy, pytest.mark.netns]
+APP_URL = f"http://{POD_IP}:{APP_PORT}"
 
 MakeAgent = Callable[..., Agent]
 
@@ -38,7 +49,7 @@ class Load:
 
     async def worker(self, *, keep_alive: bool) -> None:
         limits = httpx.Limits(max_keepalive_connections=10 if keep_alive else 0)
-        async with httpx.AsyncClient(limits=limits, timeout=5) as client:
+        async with httpx.AsyncClient(limits=limits, timeout=5, verify=False) as client:
             while self.running:
                 try:
                     answer = await client.get(self.url)
@@ -50,12 +61,12 @@ class Load:
 
 
 async def test_hot_restart_reload_drops_no_requests(
-    ports: Ports, ads: AdsStandIn, backend: None, make_agent: MakeAgent
+    discovery: Discovery, app: None, make_agent: MakeAgent
 ) -> None:
     agent = make_agent("--drain-duration", "1s")
     await agent.wait_ready()
     [old] = agent.envoys()
-    load = Load(f"http://127.0.0.1:{ports.listener}/")
+    load = Load(APP_URL + "/")
     workers = [asyncio.create_task(load.worker(keep_alive=k)) for k in (True, True, False, False)]
     try:
         await _until(lambda: load.sent >= 200, 30, "traffic flowing")
@@ -75,10 +86,11 @@ async def test_hot_restart_reload_drops_no_requests(
     assert await agent.metric("istio_agent_envoy_restarts_total", reason="crash") == 0
     ready, text = await agent.ready()
     assert ready, text
+    await _until(lambda: acked_all(sync_status(discovery)), 5, "the new epoch ACKed its config")
 
 
 async def test_changed_pod_labels_file_reloads_envoy_with_new_metadata(
-    tmp_path: Path, ads: AdsStandIn, make_agent: MakeAgent
+    tmp_path: Path, discovery: Discovery, make_agent: MakeAgent
 ) -> None:
     labels = tmp_path / "labels"
     labels.write_text('app="web"\nversion="v1"\n')
@@ -94,7 +106,7 @@ async def test_changed_pod_labels_file_reloads_envoy_with_new_metadata(
 
 
 async def test_sigterm_lets_the_request_in_flight_finish_then_exits_within_drain(
-    ports: Ports, ads: AdsStandIn, backend: None, make_agent: MakeAgent
+    discovery: Discovery, app: None, make_agent: MakeAgent
 ) -> None:
     drain = 3.0
     agent = make_agent("--drain-duration", f"{drain:g}s")
@@ -102,8 +114,8 @@ async def test_sigterm_lets_the_request_in_flight_finish_then_exits_within_drain
     envoys = agent.envoys()
     assert agent.process is not None
 
-    async with httpx.AsyncClient(timeout=10) as client:
-        in_flight = asyncio.create_task(client.get(f"http://127.0.0.1:{ports.listener}/slow"))
+    async with httpx.AsyncClient(timeout=10, verify=False) as client:
+        in_flight = asyncio.create_task(client.get(APP_URL + "/slow"))
         await asyncio.sleep(0.3)  # the request is now waiting on the slow backend
         agent.process.send_signal(signal.SIGTERM)
         signalled = time.monotonic()
@@ -123,7 +135,7 @@ async def test_sigterm_lets_the_request_in_flight_finish_then_exits_within_drain
 
 async def _wait_command(*args: str) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "istiolite.agent.cli", "wait", *args,
+        str(Path(sys.executable).parent / "pilot-agent"), "wait", *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     output, _ = await process.communicate()
@@ -132,10 +144,10 @@ async def _wait_command(*args: str) -> tuple[int, str]:
 
 
 async def test_wait_returns_once_the_proxy_is_ready(
-    ports: Ports, ads: AdsStandIn, make_agent: MakeAgent
+    discovery: Discovery, make_agent: MakeAgent
 ) -> None:
     agent = make_agent()
-    code, output = await _wait_command("--status-port", str(ports.status), "--timeout", "30s")
+    code, output = await _wait_command("--timeout", "30s")  # the default status port, 15020
     assert code == 0, output
     ready, text = await agent.ready()
     assert ready, text

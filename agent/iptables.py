@@ -14,7 +14,7 @@ inbound listener once, like any other caller.
 
 from __future__ import annotations
 
-from istiolite.agent.settings import CaptureSettings
+from istiolite.agent.settings import CaptureSettings, parse_ports
 
 INBOUND = "ISTIO_INBOUND"
 IN_REDIRECT = "ISTIO_IN_REDIRECT"
@@ -46,10 +46,16 @@ def cleanup_commands() -> list[list[str]]:
 
 
 def _inbound(settings: CaptureSettings) -> list[str]:
-    lines = [
-        f"-A {INBOUND} -p tcp --dport {port} -j RETURN" for port in settings.exclude_inbound_ports
-    ]
-    lines.append(f"-A {INBOUND} -p tcp -j {IN_REDIRECT}")
+    include = settings.include_inbound_ports
+    lines = []
+    if include == "*":
+        excluded = settings.exclude_inbound_ports
+        lines += [f"-A {INBOUND} -p tcp --dport {port} -j RETURN" for port in excluded]
+        lines.append(f"-A {INBOUND} -p tcp -j {IN_REDIRECT}")
+    elif include:
+        # Only the listed ports; exclusions still win, as with Istio's annotations.
+        ports = [p for p in parse_ports(include) if p not in settings.exclude_inbound_ports]
+        lines += [f"-A {INBOUND} -p tcp --dport {port} -j {IN_REDIRECT}" for port in ports]
     lines.append(f"-A {IN_REDIRECT} -p tcp -j REDIRECT --to-ports {settings.inbound_port}")
     return lines
 

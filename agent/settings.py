@@ -34,6 +34,14 @@ def format_duration(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
+def parse_port_selection(text: str) -> str:
+    """`*`, empty, or a port list (Istio's includeInboundPorts annotation), checked."""
+    text = text.strip()
+    if text not in ("*", ""):
+        parse_ports(text)
+    return text
+
+
 def parse_ports(text: str) -> tuple[int, ...]:
     """A comma-separated port list; empty means none."""
     ports = tuple(int(p) for p in text.split(",") if p.strip())
@@ -180,6 +188,12 @@ class CaptureSettings:
     proxy_gid: int = setting(1337, env="PROXY_GID", doc="gid whose traffic is never captured")
     outbound_port: int = setting(15001, env="ENVOY_OUTBOUND_PORT", doc="Envoy's outbound capture")
     inbound_port: int = setting(15006, env="ENVOY_INBOUND_PORT", doc="Envoy's inbound capture")
+    include_inbound_ports: str = setting(
+        "*",
+        env="INCLUDE_INBOUND_PORTS",
+        doc="inbound ports captured: '*' every port, '' none, or a comma-separated list",
+        parse=parse_port_selection,
+    )
     exclude_inbound_ports: tuple[int, ...] = setting(
         (15020, 15021, 15090),
         env="EXCLUDE_INBOUND_PORTS",

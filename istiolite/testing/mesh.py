@@ -72,7 +72,7 @@ def _in(ns: NetNamespace | None, fn: Callable[[], T]) -> T:
 
 @dataclass
 class Discovery:
-    config_dir: Path
+    config_dir: Path | None  # None: no --config-dir (give --kubeconfig in extra_args)
     workdir: Path
     ns: NetNamespace | None = None
     grpc_port: int = field(default_factory=free_port)
@@ -95,7 +95,7 @@ class Discovery:
             *_prefix(self.ns),
             str(exe),
             "discovery",
-            f"--config-dir={self.config_dir}",
+            *([f"--config-dir={self.config_dir}"] if self.config_dir else []),
             f"--grpc-addr=127.0.0.1:{self.grpc_port}",
             f"--http-addr=127.0.0.1:{self.http_port}",
             f"--monitoring-addr=127.0.0.1:{self.monitoring_port}",
@@ -198,7 +198,7 @@ class Envoy:
             envoy_binary(),
             "-c",
             str(config),
-            "--use-dynamic-base-id",
+            "--disable-hot-restart",  # no shared memory left behind in /dev/shm
             "--concurrency",
             "1",
             "--log-level",

@@ -38,6 +38,21 @@ def test_rules_with_exclusions_match_golden() -> None:
     assert_golden("iptables_exclusions.txt", capture_rules(settings))
 
 
+def test_only_listed_inbound_ports_are_captured_when_included() -> None:
+    rules = capture_rules(CaptureSettings(include_inbound_ports="9080,15020,8443"))
+    inbound = [line for line in rules.splitlines() if line.startswith("-A ISTIO_INBOUND")]
+    assert inbound == [
+        "-A ISTIO_INBOUND -p tcp --dport 9080 -j ISTIO_IN_REDIRECT",
+        "-A ISTIO_INBOUND -p tcp --dport 8443 -j ISTIO_IN_REDIRECT",
+    ]
+
+
+def test_no_inbound_capture_when_include_is_empty() -> None:
+    rules = capture_rules(CaptureSettings(include_inbound_ports=""))
+    assert not [line for line in rules.splitlines() if line.startswith("-A ISTIO_INBOUND")]
+    assert "-A ISTIO_OUTPUT -j ISTIO_REDIRECT" in rules
+
+
 def test_envoy_own_traffic_returns_before_the_catch_all_redirect() -> None:
     lines = capture_rules(CaptureSettings()).splitlines()
     own = lines.index("-A ISTIO_OUTPUT -m owner --uid-owner 1337 -j RETURN")

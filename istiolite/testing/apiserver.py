@@ -18,6 +18,9 @@ Choices, and why:
 - Without kube-controller-manager nobody creates a namespace's `default` ServiceAccount or
   finalizes deleted namespaces; the ServiceAccount admission plugin is therefore off unless
   the controllers run, and tests should use fresh namespace names.
+- Outages are the real thing: `stop_apiserver()`/`start_apiserver()` restart kube-apiserver
+  alone (etcd keeps the data, the address stays); the restarted server's fresh watch cache
+  answers watches from older resourceVersions with 410 Gone, as after any restart.
 - Each process runs in its own process group and gets SIGTERM, then SIGKILL, on the way out,
   whatever happened; the temporary directory (etcd data, keys, logs) is removed with it.
 """
@@ -101,10 +104,19 @@ class ControlPlane:
     # Seconds from the first process start until /readyz answered ok.
     startup_seconds: float
     _pki: _Pki
+    _apiserver: _Restartable
 
     def admin_ssl_context(self) -> ssl.SSLContext:
         """TLS that trusts the server and presents the admin certificate, for raw HTTP calls."""
         return _admin_ssl_context(self._pki)
+
+    def stop_apiserver(self) -> None:
+        """Stop kube-apiserver, as an outage would; etcd keeps running with the data."""
+        self._apiserver.stop()
+
+    def start_apiserver(self) -> None:
+        """Start kube-apiserver again on the same address; return once it is ready."""
+        self._apiserver.start()
 
 
 @contextlib.contextmanager
@@ -124,7 +136,7 @@ def control_plane(
         started = time.monotonic()
         pki = _write_pki(workdir / "pki")
         etcd_url = processes.enter_context(_etcd(binaries.etcd, workdir, ready_timeout))
-        url = processes.enter_context(
+        apiserver = processes.enter_context(
             _kube_apiserver(
                 binaries.kube_apiserver,
                 workdir,
@@ -134,6 +146,7 @@ def control_plane(
                 ready_timeout=ready_timeout,
             )
         )
+        url = apiserver.url
         kubeconfig = _write_kubeconfig(workdir / "kubeconfig", url=url, pki=pki)
         if controllers:
             processes.enter_context(
@@ -141,7 +154,7 @@ def control_plane(
                     binaries.kube_controller_manager, workdir, pki=pki, kubeconfig=kubeconfig
                 )
             )
-        yield ControlPlane(url, kubeconfig, workdir, time.monotonic() - started, pki)
+        yield ControlPlane(url, kubeconfig, workdir, time.monotonic() - started, pki, apiserver)
 
 
 # --- processes -------------------------------------------------------------------------
@@ -177,7 +190,7 @@ def _kube_apiserver(
     etcd_url: str,
     service_account_admission: bool,
     ready_timeout: float,
-) -> Iterator[str]:
+) -> Iterator[_Restartable]:
     (port,) = _free_ports(1)
     url = f"https://127.0.0.1:{port}"
     argv = [
@@ -202,11 +215,18 @@ def _kube_apiserver(
     if not service_account_admission:
         argv.append("--disable-admission-plugins=ServiceAccount")
     context = _admin_ssl_context(pki)
-    with _process(argv, log=workdir / "kube-apiserver.log") as proc:
-        proc.wait_until(
-            lambda: _get(f"{url}/readyz", context=context) == 200, timeout=ready_timeout
-        )
-        yield url
+    process = _Restartable(
+        argv,
+        log=workdir / "kube-apiserver.log",
+        url=url,
+        ready=lambda: _get(f"{url}/readyz", context=context) == 200,
+        ready_timeout=ready_timeout,
+    )
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
 
 
 @contextlib.contextmanager
@@ -251,16 +271,43 @@ class _Process:
 
 @contextlib.contextmanager
 def _process(argv: list[str], *, log: Path) -> Iterator[_Process]:
-    with log.open("wb") as out:
+    process = _spawn(argv, log=log)
+    try:
+        yield process
+    finally:
+        _stop(process.popen)
+
+
+def _spawn(argv: list[str], *, log: Path) -> _Process:
+    with log.open("ab") as out:
         # A process group of its own, so stopping it stops anything it forked too.
         popen = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
-    try:
-        yield _Process(Path(argv[0]).name, popen, log)
-    finally:
-        _stop(popen)
+    return _Process(Path(argv[0]).name, popen, log)
+
+
+@dataclass(slots=True)
+class _Restartable:
+    """A server process that can be stopped and started again with the same arguments."""
+
+    argv: list[str]
+    log: Path
+    url: str
+    ready: Callable[[], bool]
+    ready_timeout: float
+    process: _Process | None = None
+
+    def start(self) -> None:
+        if self.process is None:
+            self.process = _spawn(self.argv, log=self.log)
+            self.process.wait_until(self.ready, timeout=self.ready_timeout)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            _stop(self.process.popen)
+            self.process = None
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

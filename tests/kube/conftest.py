@@ -14,6 +14,7 @@ import pytest
 from lightkube import AsyncClient, KubeConfig
 
 from istiolite.testing.apiserver import Binaries, BinariesMissing, ControlPlane, control_plane
+from tests.kube.support import install_crds
 
 
 @pytest.fixture(scope="session")
@@ -41,3 +42,10 @@ def kubeconfig(kube_control_plane: ControlPlane) -> KubeConfig:
 async def kube(kubeconfig: KubeConfig) -> AsyncIterator[AsyncClient]:
     async with AsyncClient(kubeconfig, field_manager="istiolite-test", trust_env=False) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def istio_crds(kube_control_plane: ControlPlane) -> ControlPlane:
+    """The session's control plane with istiolite's VirtualService and DestinationRule CRDs."""
+    install_crds(kube_control_plane.kubeconfig)
+    return kube_control_plane

@@ -1,0 +1,159 @@
+"""The VirtualService and DestinationRule CRDs: derived from the API model, structural, and
+admitting exactly the shapes istiolite reads, under every version Istio serves."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from istiolite.install import crds
+from lightkube import ApiError, AsyncClient
+
+from istiolite.api import ValidationError, parse_resource
+from istiolite.testing.apiserver import ControlPlane
+from tests.kube.support import istio_resource, new_namespace
+
+ROOT = Path(__file__).parent.parent.parent
+VALID_CONFIG = [
+    *sorted((ROOT / "samples" / "bookinfo" / "networking").glob("*.yaml")),
+    ROOT / "tests" / "discovery" / "testdata" / "mesh.yaml",
+    ROOT / "tests" / "api" / "testdata" / "bookinfo.yaml",
+]
+VERSIONS = ("v1", "v1beta1", "v1alpha3")
+
+
+def test_the_shipped_manifests_are_generated_from_the_api_model() -> None:
+    if os.environ.get("REFRESH_GOLDEN"):
+        crds.MANIFEST.write_text(crds.render())
+    assert crds.MANIFEST.read_text() == crds.render(), "run with REFRESH_GOLDEN=1 to regenerate"
+
+
+def test_every_schema_node_has_a_type_and_objects_keep_unknown_fields() -> None:
+    def walk(schema: dict[str, Any], path: str) -> None:
+        assert "type" in schema, f"{path} has no type: not a structural schema"
+        if schema["type"] == "object" and "additionalProperties" not in schema:
+            assert schema.get("x-kubernetes-preserve-unknown-fields") is True, path
+        for name, child in schema.get("properties", {}).items():
+            walk(child, f"{path}.{name}")
+        for key in ("items", "additionalProperties"):
+            if isinstance(schema.get(key), dict):
+                walk(schema[key], f"{path}[{key}]")
+
+    for manifest in crds.load():
+        for version in manifest["spec"]["versions"]:
+            root = version["schema"]["openAPIV3Schema"]
+            assert root["type"] == "object"
+            walk(root["properties"]["spec"], f"{manifest['metadata']['name']}/{version['name']}")
+
+
+def test_the_api_model_fields_appear_in_the_schema() -> None:
+    [vs, dr] = crds.load()
+    http = vs["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"][
+        "properties"
+    ]["http"]
+    route = http["items"]["properties"]
+    assert route["timeout"] == {"type": "string"}
+    assert route["route"]["items"]["properties"]["weight"] == {"type": "integer"}
+    policy = dr["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"][
+        "properties"
+    ]
+    assert (
+        "consecutive5xxErrors"
+        in policy["trafficPolicy"]["properties"]["outlierDetection"]["properties"]
+    )
+
+
+# --- against the real API server ---------------------------------------------------------
+
+
+@pytest.fixture
+async def namespace(kube: AsyncClient, istio_crds: ControlPlane) -> str:
+    return await new_namespace(kube)
+
+
+def _istio_documents() -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for path in VALID_CONFIG:
+        for i, doc in enumerate(yaml.safe_load_all(path.read_text())):
+            if doc and doc.get("kind") in ("VirtualService", "DestinationRule"):
+                parse_resource(doc)  # valid to istiolite, so the server must admit it too
+                out.append((f"{path.name}#{i}", doc))
+    return out
+
+
+@pytest.mark.kube
+async def test_the_server_admits_every_valid_istio_document(
+    kube: AsyncClient, namespace: str
+) -> None:
+    documents = _istio_documents()
+    assert len(documents) > 20
+    for source, doc in documents:
+        resource = istio_resource(doc["kind"], doc["apiVersion"].rsplit("/", 1)[1])
+        body = {
+            **doc,
+            "metadata": {
+                **doc["metadata"],
+                "namespace": namespace,
+                "name": f"{doc['metadata']['name']}-{uuid.uuid4().hex[:6]}",
+            },
+        }
+        created = await kube.create(resource(**body))
+        assert created["spec"] == doc["spec"], f"{source}: the server changed the spec"
+
+
+@pytest.mark.kube
+async def test_every_istio_version_is_served_and_converts(
+    kube: AsyncClient, namespace: str
+) -> None:
+    body: dict[str, Any] = {
+        "metadata": {"name": "reviews", "namespace": namespace},
+        "spec": {"hosts": ["reviews"], "http": [{"route": [{"destination": {"host": "reviews"}}]}]},
+    }
+    await kube.create(istio_resource("VirtualService", "v1alpha3")(**body))
+
+    for version in VERSIONS:
+        got = await kube.get(
+            istio_resource("VirtualService", version), "reviews", namespace=namespace
+        )
+        assert got["apiVersion"] == f"networking.istio.io/{version}"
+        assert got["spec"] == body["spec"]
+
+
+@pytest.mark.kube
+async def test_a_field_of_the_wrong_type_is_refused_by_the_server_with_its_path(
+    kube: AsyncClient, namespace: str
+) -> None:
+    body: dict[str, Any] = {
+        "metadata": {"name": "reviews", "namespace": namespace},
+        "spec": {
+            "hosts": ["reviews"],
+            "http": [{"route": [{"destination": {"host": "reviews"}, "weight": "most"}]}],
+        },
+    }
+    with pytest.raises(ApiError) as refused:
+        await kube.create(istio_resource("VirtualService")(**body))
+    assert refused.value.status.code == 422
+    assert "spec.http[0].route[0].weight" in str(refused.value.status.message)
+
+
+@pytest.mark.kube
+async def test_unknown_fields_reach_istiolite_to_be_rejected_with_a_reason(
+    kube: AsyncClient, namespace: str
+) -> None:
+    # Pruning would silently drop an unsupported Istio field; it must arrive, and be refused.
+    body: dict[str, Any] = {
+        "metadata": {"name": "reviews", "namespace": namespace},
+        "spec": {
+            "hosts": ["reviews"],
+            "tls": [{"match": [{"sniHosts": ["reviews"]}]}],
+            "http": [{"route": [{"destination": {"host": "reviews"}}]}],
+        },
+    }
+    created = await kube.create(istio_resource("VirtualService")(**body))
+    assert created["spec"] == body["spec"]
+    with pytest.raises(ValidationError, match=r"spec\.tls: not supported: TLS \(SNI\) routes"):
+        parse_resource(dict(created))

@@ -11,13 +11,14 @@ import asyncio
 import json
 import sys
 import time
+from collections.abc import AsyncIterator
 
 import grpc
+from envoy.config.core.v3 import base_pb2
+from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from google.protobuf import struct_pb2
 
 from bench.meshgen import NAMESPACES, proxy_identity
-from envoy.config.core.v3 import base_pb2
-from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
 CLUSTER = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 ENDPOINT = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
@@ -29,8 +30,9 @@ SHORT = {CLUSTER: "CDS", ENDPOINT: "EDS", LISTENER: "LDS", ROUTE: "RDS"}
 def node(i: int) -> base_pb2.Node:
     node_id, ns, ip, app = proxy_identity(i)
     metadata = struct_pb2.Struct()
-    metadata.update({"NAMESPACE": ns, "NAME": node_id.split("~")[2].split(".")[0], "INSTANCE_IPS": ip,
-                     "LABELS": {"app": app, "version": "v1"}})  # fmt: skip
+    name = node_id.split("~")[2].split(".")[0]
+    labels = {"app": app, "version": "v1"}
+    metadata.update({"NAMESPACE": ns, "NAME": name, "INSTANCE_IPS": ip, "LABELS": labels})
     return base_pb2.Node(id=node_id, metadata=metadata)
 
 
@@ -50,7 +52,7 @@ async def proxy(channel: grpc.aio.Channel, i: int, services: int) -> None:
     names = {ENDPOINT: eds_names(services), ROUTE: ["8080"]}
     subscribed = set()
 
-    async def requests():  # type: ignore[no-untyped-def]
+    async def requests() -> AsyncIterator[discovery_pb2.DiscoveryRequest]:
         while True:
             yield await queue.get()
 
@@ -58,7 +60,9 @@ async def proxy(channel: grpc.aio.Channel, i: int, services: int) -> None:
     async for response in stub.StreamAggregatedResources(requests()):
         now = time.time()
         t = response.type_url
-        print(json.dumps({"p": i, "t": SHORT[t], "v": response.version_info, "ts": now}), flush=True)
+        print(
+            json.dumps({"p": i, "t": SHORT[t], "v": response.version_info, "ts": now}), flush=True
+        )
         await queue.put(
             discovery_pb2.DiscoveryRequest(
                 type_url=t, version_info=response.version_info, response_nonce=response.nonce,
@@ -68,7 +72,9 @@ async def proxy(channel: grpc.aio.Channel, i: int, services: int) -> None:
         follow = {CLUSTER: ENDPOINT, LISTENER: ROUTE}.get(t)
         if follow and follow not in subscribed:
             subscribed.add(follow)
-            await queue.put(discovery_pb2.DiscoveryRequest(type_url=follow, resource_names=names[follow]))
+            await queue.put(
+                discovery_pb2.DiscoveryRequest(type_url=follow, resource_names=names[follow])
+            )
 
 
 async def main(address: str, first: int, count: int, services: int) -> None:

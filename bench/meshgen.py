@@ -43,7 +43,9 @@ spec:
             f"""apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
 metadata: {{name: {name}-{k}, namespace: {ns}}}
-spec: {{address: 10.{n // 65536}.{(n // 256) % 256}.{n % 256 + 0}, labels: {{app: {name}, version: v{1 + k % 2}}}}}"""
+spec:
+  address: 10.{n // 65536}.{(n // 256) % 256}.{n % 256}
+  labels: {{app: {name}, version: v{1 + k % 2}}}"""
         )
     return "\n---\n".join(docs) + "\n"
 

@@ -9,6 +9,7 @@ WorkloadEntries) by address. Translation never searches raw resources again.
 from __future__ import annotations
 
 import enum
+import operator
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import field
@@ -113,7 +114,7 @@ class Snapshot:
     served_by: FrozenDict[str, tuple[tuple[str, int, int], ...]]  # address -> (host, port, target)
     by_namespace: FrozenDict[str, tuple[str, ...]]  # namespace -> hostnames
     # The service-side input objects this was built from; lets the next build skip that work.
-    service_inputs: tuple[Ident, ...] = field(default=(), compare=False, repr=False)
+    service_inputs: tuple[Resource, ...] = field(default=(), compare=False, repr=False)
 
     def resolve(self, host: str, namespace: str) -> str:
         return resolve_host(host, namespace, self.domain_suffix)
@@ -262,56 +263,99 @@ def build_snapshot(
 
     With `previous`, what did not change is taken from it: all services when no Service,
     EndpointSlice, Pod or WorkloadEntry changed (a routing edit), else each service equal to its
-    previous self. Unchanged objects keep their identity, which the xDS cache keys on.
+    previous self; the rules and routes indexes when no DestinationRule (VirtualService)
+    changed. Unchanged objects keep their identity, which the xDS cache keys on.
     """
     resources = list(resources)
-    inputs = tuple(Ident(r) for r in resources if isinstance(r, _WORKLOAD_KINDS))
+    inputs = tuple(r for r in resources if isinstance(r, _WORKLOAD_KINDS))
     if (
         previous is not None
-        and previous.service_inputs == inputs
+        and _same_objects(previous.service_inputs, inputs)
         and previous.domain_suffix == domain_suffix
     ):
         mesh = _MeshIndex.of(previous)
     else:
         mesh = _MeshIndex.build(resources, domain_suffix, previous)
-    virtual_services = tuple(
-        sorted((r for r in resources if isinstance(r, VirtualService)), key=_name)
-    )
-    rules = tuple(sorted((r for r in resources if isinstance(r, DestinationRule)), key=_name))
-    rules_by_host: dict[str, list[DestinationRule]] = defaultdict(list)
-    for rule in rules:
-        rules_by_host[resolve_host(rule.spec.host, rule.meta.namespace, domain_suffix)].append(rule)
-    routes_by_host: dict[str, list[VirtualService]] = defaultdict(list)
-    wildcards: list[tuple[str, VirtualService]] = []
-    label_keys: set[str] = set()
-    for vs in virtual_services:
-        for host in vs.spec.hosts:
-            resolved = resolve_host(host, vs.meta.namespace, domain_suffix)
-            if resolved.startswith("*"):
-                wildcards.append((resolved, vs))
-            elif vs not in routes_by_host[resolved]:
-                routes_by_host[resolved].append(vs)
-        for http in vs.spec.http:
-            for m in http.match:
-                label_keys.update(m.source_labels)
-        for tcp in vs.spec.tcp:
-            for l4 in tcp.match:
-                label_keys.update(l4.source_labels)
+    virtual_services = tuple(sorted((r for r in resources if type(r) is VirtualService), key=_name))
+    rules = tuple(sorted((r for r in resources if type(r) is DestinationRule), key=_name))
+    same_suffix = previous is not None and previous.domain_suffix == domain_suffix
+    if previous is not None and same_suffix and _same_objects(previous.destination_rules, rules):
+        rules, rules_by_host = previous.destination_rules, previous.rules_by_host
+    else:
+        rules_by_host = _rules_by_host(rules, domain_suffix)
+    if (
+        previous is not None
+        and same_suffix
+        and _same_objects(previous.virtual_services, virtual_services)
+    ):
+        virtual_services, routing = previous.virtual_services, _RouteIndex.of(previous)
+    else:
+        routing = _RouteIndex.build(virtual_services, domain_suffix)
     return Snapshot(
         domain_suffix=domain_suffix,
         services=mesh.services,
         virtual_services=virtual_services,
         destination_rules=rules,
         workloads=mesh.workloads,
-        rules_by_host=FrozenDict({h: tuple(r) for h, r in sorted(rules_by_host.items())}),
-        routes_by_host=FrozenDict({h: tuple(v) for h, v in sorted(routes_by_host.items())}),
-        wildcard_routes=tuple(wildcards),
-        source_label_keys=frozenset(label_keys),
+        rules_by_host=rules_by_host,
+        routes_by_host=routing.routes_by_host,
+        wildcard_routes=routing.wildcard_routes,
+        source_label_keys=routing.source_label_keys,
         shared_cluster_ips=mesh.shared_cluster_ips,
         served_by=mesh.served_by,
         by_namespace=mesh.by_namespace,
         service_inputs=inputs,
     )
+
+
+def _rules_by_host(
+    rules: tuple[DestinationRule, ...], domain_suffix: str
+) -> FrozenDict[str, tuple[DestinationRule, ...]]:
+    by_host: dict[str, list[DestinationRule]] = defaultdict(list)
+    for rule in rules:
+        by_host[resolve_host(rule.spec.host, rule.meta.namespace, domain_suffix)].append(rule)
+    return FrozenDict({h: tuple(r) for h, r in sorted(by_host.items())})
+
+
+@model
+class _RouteIndex:
+    """The VirtualServices of a snapshot by host, and the caller labels their routes match."""
+
+    routes_by_host: FrozenDict[str, tuple[VirtualService, ...]]
+    wildcard_routes: tuple[tuple[str, VirtualService], ...]
+    source_label_keys: frozenset[str]
+
+    @classmethod
+    def of(cls, snapshot: Snapshot) -> _RouteIndex:
+        return cls(
+            routes_by_host=snapshot.routes_by_host,
+            wildcard_routes=snapshot.wildcard_routes,
+            source_label_keys=snapshot.source_label_keys,
+        )
+
+    @classmethod
+    def build(cls, virtual_services: tuple[VirtualService, ...], domain_suffix: str) -> _RouteIndex:
+        routes_by_host: dict[str, list[VirtualService]] = defaultdict(list)
+        wildcards: list[tuple[str, VirtualService]] = []
+        label_keys: set[str] = set()
+        for vs in virtual_services:
+            for host in vs.spec.hosts:
+                resolved = resolve_host(host, vs.meta.namespace, domain_suffix)
+                if resolved.startswith("*"):
+                    wildcards.append((resolved, vs))
+                elif vs not in routes_by_host[resolved]:
+                    routes_by_host[resolved].append(vs)
+            for http in vs.spec.http:
+                for m in http.match:
+                    label_keys.update(m.source_labels)
+            for tcp in vs.spec.tcp:
+                for l4 in tcp.match:
+                    label_keys.update(l4.source_labels)
+        return cls(
+            routes_by_host=FrozenDict({h: tuple(v) for h, v in sorted(routes_by_host.items())}),
+            wildcard_routes=tuple(wildcards),
+            source_label_keys=frozenset(label_keys),
+        )
 
 
 @model
@@ -378,8 +422,8 @@ class _MeshIndex:
         by_namespace: dict[str, list[str]] = defaultdict(list)
         for hostname, service in sorted(services.items()):
             by_namespace[service.namespace].append(hostname)
-            for port, found in service.endpoints.items():
-                for e in found:
+            for port, behind in service.endpoints.items():
+                for e in behind:
                     served_by[e.address].append((hostname, port, e.port))
         return cls(
             services=FrozenDict(sorted(services.items())),
@@ -388,6 +432,10 @@ class _MeshIndex:
             served_by=FrozenDict({a: tuple(v) for a, v in served_by.items()}),
             by_namespace=FrozenDict({n: tuple(v) for n, v in by_namespace.items()}),
         )
+
+
+def _same_objects(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
+    return len(a) == len(b) and all(map(operator.is_, a, b))
 
 
 def _name(r: VirtualService | DestinationRule | EndpointSlice) -> tuple[str, str]:

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
+import operator
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import grpc
@@ -23,6 +26,7 @@ from google.protobuf import json_format
 from istiolite.discovery.files import FileRegistry
 from istiolite.discovery.inject.template import SidecarValues
 from istiolite.discovery.inject.webhook import WebhookServer
+from istiolite.discovery.kube import KubeRegistry
 from istiolite.discovery.metrics import Metrics
 from istiolite.discovery.model import Proxy, build_snapshot
 from istiolite.discovery.settings import Settings
@@ -33,6 +37,7 @@ from istiolite.discovery.translate import (
     build_routes,
 )
 from istiolite.discovery.translate.routes import http_ports
+from istiolite.discovery.xds.cache import Generation
 from istiolite.discovery.xds.server import AdsServer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -53,10 +58,22 @@ def split_addr(addr: str) -> tuple[str, int]:
 
 
 class Debouncer:
-    """Turns a stream of change marks into calls of `flush`, with a quiet period and a cap."""
+    """Turns a stream of change marks into calls of `flush`, with a quiet period and a cap.
 
-    def __init__(self, flush: Callable[[float], Any], *, after: float, cap: float) -> None:
-        self.flush, self.after, self.cap = flush, after, cap
+    `prepare`, when given, starts at the first mark of a burst and runs during the quiet
+    period; `flush` comes after it. A lone change (the usual edit) is then built while it is
+    debounced, and its push only has to publish it.
+    """
+
+    def __init__(
+        self,
+        flush: Callable[[float], Any],
+        *,
+        after: float,
+        cap: float,
+        prepare: Callable[[], Awaitable[Any]] | None = None,
+    ) -> None:
+        self.flush, self.after, self.cap, self.prepare = flush, after, cap, prepare
         self._first: float | None = None
         self._last = 0.0
         self._event = asyncio.Event()
@@ -71,18 +88,44 @@ class Debouncer:
     async def run(self) -> None:
         while True:
             await self._event.wait()
-            while True:
-                self._event.clear()
-                assert self._first is not None
-                now = time.monotonic()
-                quiet_until = self._last + self.after
-                deadline = self._first + self.cap
-                if now >= quiet_until or now >= deadline:
-                    break
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._event.wait(), min(quiet_until, deadline) - now)
+            prepared = asyncio.ensure_future(self.prepare()) if self.prepare else None
+            try:
+                await self._quiet()
+                if prepared is not None:
+                    await prepared
+            finally:
+                if prepared is not None:
+                    prepared.cancel()
             first, self._first = self._first, None
+            assert first is not None
             await self.flush(first)
+
+    async def _quiet(self) -> None:
+        while True:
+            self._event.clear()
+            assert self._first is not None
+            now = time.monotonic()
+            quiet_until = self._last + self.after
+            deadline = self._first + self.cap
+            if now >= quiet_until or now >= deadline:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._event.wait(), min(quiet_until, deadline) - now)
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A generation built ahead of its push, and what it was built from."""
+
+    resources: list[Resource]
+    base: Generation | None  # the generation in force then
+    generation: Generation | None  # None: the proxies would see no change
+
+    def fits(self, resources: list[Resource], current: Generation | None) -> bool:
+        same = len(resources) == len(self.resources) and all(
+            map(operator.is_, resources, self.resources)
+        )
+        return same and current is self.base
 
 
 class Discovery:
@@ -94,35 +137,76 @@ class Discovery:
         self.builder = ThreadPoolExecutor(1, thread_name_prefix="xds-build")
         self.ads = AdsServer(builder=self.builder, metrics=self.metrics)
         self.debouncer = Debouncer(
-            self._push, after=settings.debounce_after, cap=settings.debounce_max
+            self._push,
+            after=settings.debounce_after,
+            cap=settings.debounce_max,
+            prepare=self._prepare,
         )
+        self._prepared: _Prepared | None = None
         self.registries: list[Registry] = []
         self.ready = False
 
     def changed(self) -> None:
         self.debouncer.mark()
 
+    async def _prepare(self) -> None:
+        """Build and warm the next generation while the debouncer waits for quiet."""
+        try:
+            resources, base = self._resources(), self.ads.generation
+            generation = await self._next_generation(resources)
+            if generation is not None:
+                await self.ads.warm(generation)
+            self._prepared = _Prepared(resources, base, generation)
+        except Exception:
+            log.exception("building the next generation ahead of its push failed")
+
     async def _push(self, changed_at: float) -> None:
-        resources = [r for registry in self.registries for r in registry.resources()]
-        loop = asyncio.get_running_loop()
-        previous = self.ads.generation.snapshot if self.ads.generation else None
-        snapshot = await loop.run_in_executor(
+        started = time.perf_counter()
+        resources = self._resources()
+        prepared, self._prepared = self._prepared, None
+        if prepared is not None and prepared.fits(resources, self.ads.generation):
+            generation = prepared.generation
+        else:  # more changes came after the first of the burst: build what is current now
+            generation = await self._next_generation(resources)
+        self.metrics.config_errors.set(sum(len(r.errors()) for r in self.registries))
+        if generation is None:
+            return  # nothing the proxies see has changed
+        first = self.ads.generation is None
+        self.ads.publish(generation, changed_at=changed_at)
+        if first:
+            # The initial load is most of the heap and lives long. Left to the cyclic collector,
+            # each full pass over it stalls the event loop and the builder for 100-300 ms (at
+            # 6,000 resources), in the middle of some push. Frozen (after one collection, so no
+            # garbage is kept) it is never traversed again; it is still freed by refcounting.
+            gc.collect()
+            gc.freeze()
+        log.info(
+            "pushing generation %d: %d services to %d proxies (%.0f ms after the change, "
+            "%.0f ms to publish)",
+            generation.number,
+            len(generation.snapshot.services),
+            len(self.ads.connections),
+            1000 * (time.monotonic() - changed_at),
+            1000 * (time.perf_counter() - started),
+        )
+
+    def _resources(self) -> list[Resource]:
+        return [r for registry in self.registries for r in registry.resources()]
+
+    async def _next_generation(self, resources: list[Resource]) -> Generation | None:
+        """The generation of these resources; None when proxies would see no change."""
+        current = self.ads.generation
+        previous = current.snapshot if current else None
+        snapshot = await asyncio.get_running_loop().run_in_executor(
             self.builder,
             lambda: build_snapshot(
                 resources, domain_suffix=self.settings.domain_suffix, previous=previous
             ),
         )
         self.metrics.snapshots.inc()
-        self.metrics.config_errors.set(sum(len(r.errors()) for r in self.registries))
-        if self.ads.generation is not None and self.ads.generation.snapshot == snapshot:
-            return  # nothing the proxies see has changed
-        generation = self.ads.update(snapshot, changed_at=changed_at)
-        log.info(
-            "pushing generation %d: %d services to %d proxies",
-            generation.number,
-            len(snapshot.services),
-            len(self.ads.connections),
-        )
+        if current is not None and current.snapshot == snapshot:
+            return None
+        return self.ads.next_generation(snapshot)
 
     # --- HTTP: readiness and debug ----------------------------------------------------------
 
@@ -150,7 +234,7 @@ class Discovery:
         generation = self.ads.generation
         return web.json_response(
             {"generation": generation.number if generation else 0, "proxies": rows},
-            dumps=lambda o: json.dumps(o, indent=2),
+            dumps=json.dumps,  # compact: this page grows with the mesh
         )
 
     async def _configz(self, _: web.Request) -> web.Response:
@@ -197,10 +281,15 @@ class Discovery:
             files.load_all()
             self.registries.append(files)
             tasks.append(asyncio.create_task(files.watch(stop), name="file-registry"))
-        else:
-            raise SystemExit(
-                "pilot-discovery: give --config-dir DIR (the Kubernetes registry is not built yet)"
-            )
+        if self.settings.kubeconfig is not None or self.settings.config_dir is None:
+            kube = KubeRegistry.connect(self.settings.kubeconfig, self.changed)
+            self.registries.append(kube)
+            tasks.append(asyncio.create_task(kube.run(), name="kube-registry"))
+            # Serving before every kind is listed would hand proxies a partial mesh.
+            if not await kube.wait_synced(stop):
+                for task in tasks:
+                    task.cancel()
+                return
         await self._push(time.monotonic())
         tasks.append(asyncio.create_task(self.debouncer.run(), name="debouncer"))
 

@@ -28,7 +28,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 )
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 from google.protobuf import wrappers_pb2
-from istiolite.discovery.model import Instance, MeshService, Proxy, Snapshot, instances
+from istiolite.discovery.model import Ident, Instance, MeshService, Proxy, Snapshot, instances
 from istiolite.discovery.translate.common import (
     INBOUND_PASSTHROUGH_CLUSTER,
     INBOUND_PORT,
@@ -63,6 +63,28 @@ def outbound_listeners(snapshot: Snapshot, proxy: Proxy) -> list[listener_pb2.Li
     listeners.extend(_http_listener(port) for port in http_ports(snapshot))
     listeners.extend(_tcp_listeners(snapshot, proxy))
     return listeners
+
+
+def outbound_listener_inputs(snapshot: Snapshot) -> tuple[object, ...]:
+    """What `outbound_listeners` reads besides the services and the proxy's namespace and labels.
+
+    Only the VirtualServices of TCP ports shape listeners (HTTP routes go out by RDS), so an
+    edit to an HTTP route leaves every listener as it is. Compared by identity; it holds every
+    VirtualService that could apply to a TCP host, exact or wildcard, visible or not.
+    """
+    tcp_hosts = [
+        s.hostname
+        for s in snapshot.services.values()
+        if s.cluster_ip and any(_is_tcp(p.protocol) for p in s.ports)
+    ]
+    return (
+        tuple((h, *map(Ident, snapshot.routes_by_host.get(h, ()))) for h in tcp_hosts),
+        tuple(Ident(vs) for _, vs in snapshot.wildcard_routes),
+    )
+
+
+def _is_tcp(protocol: Protocol) -> bool:
+    return not protocol.is_http and protocol is not Protocol.UDP
 
 
 def inbound_listener(snapshot: Snapshot, proxy: Proxy) -> listener_pb2.Listener:
@@ -152,7 +174,7 @@ def _tcp_listeners(snapshot: Snapshot, proxy: Proxy) -> Iterator[listener_pb2.Li
         if not service.cluster_ip:
             continue  # headless: no address to capture on
         for sp in service.ports:
-            if sp.protocol.is_http or sp.protocol is Protocol.UDP:
+            if not _is_tcp(sp.protocol):
                 continue
             name = f"{service.cluster_ip}_{sp.port}"
             yield Listener(

@@ -119,11 +119,17 @@ def virtual_host_inputs(
     """Everything `virtual_host` reads, as a key: equal inputs give an equal virtual host.
 
     Objects are compared by identity (unchanged resources keep their objects across snapshots),
-    which makes this cheap enough to compute for every host of every route config.
+    which makes this cheap enough to compute for every host of every route config. The proxy's
+    namespace counts only where it shows: the short-name domain of a service in its own
+    namespace, and routes that match on `sourceNamespace`. Visibility (exportTo) is in the
+    identities of the resources chosen. So proxies of every other namespace share one virtual
+    host for a service.
     """
     vs = snapshot.virtual_service(service.hostname, proxy.namespace)
     destinations: list[object] = []
+    by_namespace = False
     for http in vs.spec.http if vs else ():
+        by_namespace = by_namespace or any(m.source_namespace is not None for m in http.match)
         for dest in [r.destination for r in http.route] + ([http.mirror] if http.mirror else []):
             hostname = snapshot.resolve(dest.host, vs.meta.namespace if vs else proxy.namespace)
             target = snapshot.services.get(hostname)
@@ -134,7 +140,8 @@ def virtual_host_inputs(
     labels = snapshot.caller_labels(proxy)
     return (
         port,
-        proxy.namespace,
+        service.namespace == proxy.namespace,
+        proxy.namespace if by_namespace else None,
         labels,
         Ident(service),
         Ident(vs),

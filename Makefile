@@ -27,7 +27,7 @@ typetree:
 	@ln -s ../../../agent $(TYPETREE)/istiolite/agent
 	@ln -s ../../../discovery $(TYPETREE)/istiolite/discovery
 	@ln -s ../../../install $(TYPETREE)/istiolite/install
-	@ln -s ../../tests ../../bench ../../e2e $(TYPETREE)/
+	@ln -s ../../tests ../../bench ../../e2e ../../samples $(TYPETREE)/
 
 lint: dev typetree
 	$(BIN)/ruff check .

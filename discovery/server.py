@@ -22,7 +22,6 @@ from typing import Any, Protocol
 
 import grpc
 from aiohttp import web
-from google.protobuf import json_format
 from istiolite.discovery.files import FileRegistry
 from istiolite.discovery.inject.template import SidecarValues
 from istiolite.discovery.inject.webhook import WebhookServer
@@ -30,13 +29,7 @@ from istiolite.discovery.kube import KubeRegistry
 from istiolite.discovery.metrics import Metrics
 from istiolite.discovery.model import Proxy, build_snapshot
 from istiolite.discovery.settings import Settings
-from istiolite.discovery.translate import (
-    build_clusters,
-    build_endpoints,
-    build_listeners,
-    build_routes,
-)
-from istiolite.discovery.translate.routes import http_ports
+from istiolite.discovery.translate import config_dump
 from istiolite.discovery.xds.cache import Generation
 from istiolite.discovery.xds.server import AdsServer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -354,19 +347,7 @@ class Discovery:
 
 
 def _dump(snapshot: Any, proxy: Proxy) -> dict[str, Any]:
-    clusters = build_clusters(snapshot, proxy)
-    eds_names = [c.name for c in clusters if c.HasField("eds_cluster_config")]
-
-    def as_dicts(messages: list[Any]) -> list[dict[str, Any]]:
-        return [json_format.MessageToDict(m) for m in messages]
-
-    return {
-        "proxy": proxy.id,
-        "clusters": as_dicts(clusters),
-        "listeners": as_dicts(build_listeners(snapshot, proxy)),
-        "routes": as_dicts(build_routes(snapshot, proxy, [str(p) for p in http_ports(snapshot)])),
-        "endpoints": as_dicts(build_endpoints(snapshot, proxy, eds_names)),
-    }
+    return {"proxy": proxy.id, **config_dump(snapshot, proxy)}
 
 
 async def _serve_http(app: web.Application, addr: str) -> web.AppRunner:

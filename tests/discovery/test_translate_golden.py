@@ -12,15 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from google.protobuf import json_format
 from istiolite.discovery.model import Proxy, Snapshot, build_snapshot
-from istiolite.discovery.translate import (
-    build_clusters,
-    build_endpoints,
-    build_listeners,
-    build_routes,
-)
-from istiolite.discovery.translate.routes import http_ports
+from istiolite.discovery.translate import config_dump
 
 from istiolite.api import parse_yaml
 
@@ -43,18 +36,7 @@ def proxy(name: str, namespace: str, ip: str, **labels: str) -> Proxy:
 
 
 def translate(snapshot: Snapshot, p: Proxy) -> dict[str, Any]:
-    clusters = build_clusters(snapshot, p)
-    eds = [c.name for c in clusters if c.HasField("eds_cluster_config")]
-
-    def dicts(messages: list[Any]) -> list[dict[str, Any]]:
-        return [json_format.MessageToDict(m) for m in messages]
-
-    return {
-        "clusters": dicts(clusters),
-        "endpoints": dicts(build_endpoints(snapshot, p, eds)),
-        "listeners": dicts(build_listeners(snapshot, p)),
-        "routes": dicts(build_routes(snapshot, p, [str(port) for port in http_ports(snapshot)])),
-    }
+    return config_dump(snapshot, p)
 
 
 CASES = {

@@ -111,6 +111,9 @@ def test_config_dump_has_istio_names(discovery: Discovery, envoys: list[Envoy]) 
     ]
     assert {"9080", "9090"} <= names["routes"]
     assert "outbound|9080|v1|reviews.default.svc.cluster.local" in names["endpoints"]
+    generated = discovery.get("/debug/config_dump?proxyID=productpage-v1-a.default").json()
+    assert {c["name"] for c in generated["clusters"]} == names["clusters"]
+    assert {r["name"] for r in generated["routes"]} == names["routes"]
 
 
 def route_names(envoy: Envoy) -> list[str]:

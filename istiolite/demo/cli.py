@@ -92,16 +92,21 @@ def up(sample: Path, without_mesh: bool, timeout: float) -> None:
     click.echo("  remove it all:  istiolite demo down")
 
 
+def _files(help_text: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """The `-f FILE` option that apply and delete share."""
+    return click.option(
+        "-f",
+        "--filename",
+        "files",
+        multiple=True,
+        required=True,
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help=help_text,
+    )
+
+
 @demo.command()
-@click.option(
-    "-f",
-    "--filename",
-    "files",
-    multiple=True,
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Istio YAML (VirtualService, DestinationRule); repeatable",
-)
+@_files("Istio YAML (VirtualService, DestinationRule); repeatable")
 @_errors_as_usage
 def apply(files: tuple[Path, ...]) -> None:
     """Change routing live: the files go into pilot-discovery's watched directory."""
@@ -109,15 +114,7 @@ def apply(files: tuple[Path, ...]) -> None:
 
 
 @demo.command()
-@click.option(
-    "-f",
-    "--filename",
-    "files",
-    multiple=True,
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="the YAML that was applied; repeatable",
-)
+@_files("the YAML that was applied; repeatable")
 @_errors_as_usage
 def delete(files: tuple[Path, ...]) -> None:
     """Remove routing config that `apply` added."""

@@ -8,7 +8,6 @@ started inside a network namespace (`ns=`), where the capture tests need them.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -285,4 +284,18 @@ def dynamic_names(dump: dict[str, Any]) -> dict[str, set[str]]:
     return out
 
 
-__all__ = ["Discovery", "Envoy", "dynamic_names", "free_port", "json", "workdir"]
+def route_names(dump: dict[str, Any], route_config: str, host: str) -> list[str]:
+    """Names of the routes of one virtual host (`<fqdn>:<port>`) in one route config of a dump."""
+    for config in dump.get("configs", []):
+        if not config.get("@type", "").endswith("RoutesConfigDump"):
+            continue
+        for rc in config.get("dynamic_route_configs", []):
+            if rc["route_config"]["name"] != route_config:
+                continue
+            for vh in rc["route_config"].get("virtual_hosts", []):
+                if vh["name"] == host:
+                    return [r.get("name", "") for r in vh["routes"]]
+    return []
+
+
+__all__ = ["Discovery", "Envoy", "dynamic_names", "free_port", "route_names", "workdir"]

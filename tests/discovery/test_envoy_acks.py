@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from istiolite.testing import mesh
 from istiolite.testing.mesh import Discovery, Envoy, dynamic_names
 
 pytestmark = pytest.mark.envoy
@@ -117,18 +118,7 @@ def test_config_dump_has_istio_names(discovery: Discovery, envoys: list[Envoy]) 
 
 
 def route_names(envoy: Envoy) -> list[str]:
-    dump = envoy.config_dump()
-    for config in dump["configs"]:
-        if config["@type"].endswith("RoutesConfigDump"):
-            for rc in config.get("dynamic_route_configs", []):
-                if rc["route_config"]["name"] == "9080":
-                    return [
-                        r.get("name", "")
-                        for vh in rc["route_config"]["virtual_hosts"]
-                        if vh["name"].startswith("reviews.")
-                        for r in vh["routes"]
-                    ]
-    return []
+    return mesh.route_names(envoy.config_dump(), "9080", "reviews.default.svc.cluster.local:9080")
 
 
 def test_editing_a_virtual_service_file_changes_envoy_routes_live(

@@ -20,7 +20,8 @@ from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from lightkube.resources.core_v1 import Namespace, Service
 from lightkube.resources.discovery_v1 import EndpointSlice
 
-from istiolite.testing.mesh import Envoy
+from istiolite.testing import mesh
+from istiolite.testing.mesh import Envoy, dynamic_names
 
 FIELD_MANAGER = "istiolite-test"
 
@@ -108,13 +109,7 @@ async def eventually(check: Callable[[], object], *, within: float = 30, what: s
 
 
 def clusters(envoy: Envoy) -> set[str]:
-    dump = envoy.config_dump()
-    return {
-        c["cluster"]["name"]
-        for config in dump["configs"]
-        if config["@type"].endswith("ClustersConfigDump")
-        for c in config.get("dynamic_active_clusters", [])
-    }
+    return dynamic_names(envoy.config_dump())["clusters"]
 
 
 def endpoints(envoy: Envoy, cluster: str) -> set[str]:
@@ -136,16 +131,7 @@ def endpoints(envoy: Envoy, cluster: str) -> set[str]:
 
 def route_names(envoy: Envoy, route_config: str, host: str) -> list[str]:
     """The names of the routes of one virtual host (`<fqdn>:<port>`) in one route config."""
-    for config in envoy.config_dump()["configs"]:
-        if not config["@type"].endswith("RoutesConfigDump"):
-            continue
-        for rc in config.get("dynamic_route_configs", []):
-            if rc["route_config"]["name"] != route_config:
-                continue
-            for vh in rc["route_config"].get("virtual_hosts", []):
-                if vh["name"] == host:
-                    return [r.get("name", "") for r in vh["routes"]]
-    return []
+    return mesh.route_names(envoy.config_dump(), route_config, host)
 
 
 def rejected_updates(envoy: Envoy) -> dict[str, int]:

@@ -56,6 +56,19 @@ _REDIRECT_CODES = {
     308: rc.RedirectAction.PERMANENT_REDIRECT,
 }
 _NO_TIMEOUT = duration_pb2.Duration()
+# What a route without `retries` gets (Istio's default), set on its virtual host.
+DEFAULT_RETRY_POLICY = rc.RetryPolicy(
+    retry_on=DEFAULT_RETRY_ON,
+    num_retries=wrappers_pb2.UInt32Value(value=DEFAULT_RETRY_ATTEMPTS),
+    retriable_status_codes=DEFAULT_RETRIABLE_STATUS_CODES,
+    host_selection_retry_max_attempts=5,
+    retry_host_predicate=[
+        rc.RetryPolicy.RetryHostPredicate(
+            name="envoy.retry_host_predicates.previous_hosts",
+            typed_config=pack(previous_hosts_pb2.PreviousHostsPredicate()),
+        )
+    ],
+)
 
 
 def http_ports(snapshot: Snapshot) -> list[int]:
@@ -106,10 +119,15 @@ def http_services(snapshot: Snapshot, port: int) -> list[MeshService]:
 def virtual_host(
     snapshot: Snapshot, proxy: Proxy, service: MeshService, port: int
 ) -> rc.VirtualHost:
+    # Istio's default retry policy is set once per virtual host, where Istio repeats it on every
+    # route: a route with its own policy overrides the host's entirely (Envoy does not merge
+    # them), so behaviour is the same, and route configs are ~26% smaller, which is most of
+    # what a routing change costs to push (docs/decisions.md).
     return rc.VirtualHost(
         name=f"{service.hostname}:{port}",
         domains=list(_domains(service, port, proxy.namespace, snapshot.shared_cluster_ips)),
         routes=list(_service_routes(snapshot, proxy, service, port)),
+        retry_policy=DEFAULT_RETRY_POLICY,
     )
 
 
@@ -190,9 +208,7 @@ def _service_routes(
             name="default",
             match=rc.RouteMatch(prefix="/"),
             route=rc.RouteAction(
-                cluster=outbound_cluster(port, None, service.hostname),
-                timeout=_NO_TIMEOUT,
-                retry_policy=retry_policy(None),
+                cluster=outbound_cluster(port, None, service.hostname), timeout=_NO_TIMEOUT
             ),
         )
         return
@@ -322,9 +338,8 @@ def _route_action(
         action.cluster = weighted[0].name
     else:
         action.weighted_clusters.clusters.extend(weighted)
-    policy = retry_policy(http.retries)
-    if policy is not None:
-        action.retry_policy.CopyFrom(policy)
+    if http.retries is not None:  # without, the virtual host's default policy applies
+        action.retry_policy.CopyFrom(retry_policy(http.retries))
     if http.mirror is not None:
         mirror = _cluster_for(snapshot, http.mirror, namespace, port)
         if mirror is not None:
@@ -390,24 +405,13 @@ def _hash_policy(
     return [hp]
 
 
-def retry_policy(retries: HTTPRetry | None) -> rc.RetryPolicy | None:
-    """Istio's semantics: no `retries` means the default policy; attempts 0 means none."""
-    policy = rc.RetryPolicy(
-        retry_on=DEFAULT_RETRY_ON,
-        num_retries=wrappers_pb2.UInt32Value(value=DEFAULT_RETRY_ATTEMPTS),
-        retriable_status_codes=DEFAULT_RETRIABLE_STATUS_CODES,
-        host_selection_retry_max_attempts=5,
-        retry_host_predicate=[
-            rc.RetryPolicy.RetryHostPredicate(
-                name="envoy.retry_host_predicates.previous_hosts",
-                typed_config=pack(previous_hosts_pb2.PreviousHostsPredicate()),
-            )
-        ],
-    )
-    if retries is None:
-        return policy
+def retry_policy(retries: HTTPRetry) -> rc.RetryPolicy:
+    """A route's own policy, over Istio's default; `attempts: 0` means no retries at all."""
     if retries.attempts == 0:
-        return None
+        # An explicit empty policy: leaving it unset would let the host's default apply.
+        return rc.RetryPolicy(num_retries=wrappers_pb2.UInt32Value(value=0))
+    policy = rc.RetryPolicy()
+    policy.CopyFrom(DEFAULT_RETRY_POLICY)
     policy.num_retries.value = retries.attempts
     if retries.per_try_timeout is not None:
         policy.per_try_timeout.CopyFrom(duration(retries.per_try_timeout))

@@ -114,6 +114,7 @@ def render_bootstrap(settings: ProxySettings, identity: ProxyIdentity) -> Json:
             "cds_config": _ads_source(),
             "lds_config": _ads_source(),
         },
+        "stats_config": _stats_config(settings),
         "static_resources": {
             "clusters": [
                 _xds_cluster(settings.discovery_address),
@@ -128,6 +129,20 @@ def render_bootstrap(settings: ProxySettings, identity: ProxyIdentity) -> Json:
             ],
         },
     }
+
+
+def _stats_config(settings: ProxySettings) -> Json:
+    """Envoy's stats without those of each outbound cluster, unless asked for.
+
+    Envoy creates ~100 stats per cluster, and discovery makes one cluster per service port and
+    subset: with 3,000 clusters that was 350,000 stats, most of the sidecar's 210 MB heap, and
+    0.3-0.5 s of CPU for every walk of /stats (Prometheus scrapes one). Istio drops them by
+    default too. Listener, connection-manager, xds-grpc and server stats stay.
+    """
+    if settings.cluster_stats:
+        return {}
+    outbound = {"prefix": "cluster.outbound|"}
+    return {"stats_matcher": {"exclusion_list": {"patterns": [outbound]}}}
 
 
 def render_json(bootstrap: Json) -> str:

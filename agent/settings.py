@@ -148,6 +148,11 @@ class ProxySettings:
     domain_suffix: str = setting("cluster.local", env="DOMAIN_SUFFIX", doc="cluster DNS suffix")
     concurrency: int = setting(2, env="ENVOY_CONCURRENCY", doc="Envoy worker threads")
     log_level: str = setting("warning", env="ENVOY_LOG_LEVEL", doc="Envoy log level")
+    cluster_stats: bool = setting(
+        False,
+        env="ENVOY_CLUSTER_STATS",
+        doc="keep Envoy's ~100 stats per outbound cluster (off: they are most of its memory)",
+    )
     drain_duration: float = duration(
         5.0, env="DRAIN_DURATION", doc="on SIGTERM or reload: how long Envoy drains connections"
     )

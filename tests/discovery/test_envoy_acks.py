@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -198,3 +199,27 @@ def test_rejected_config_keeps_envoy_on_the_previous_one_and_is_reported(
         )
     finally:
         strict.stop()
+
+
+def test_outbound_cluster_stats_are_dropped_unless_asked_for(
+    discovery: Discovery, work: Path
+) -> None:
+    """Per-cluster stats are most of a sidecar's memory; the bootstrap drops them by default."""
+    lean = Envoy(discovery.address, work, name="lean", labels={"app": "productpage"}).start()
+    full = Envoy(discovery.address, work, name="full", cluster_stats=True).start()
+    try:
+        for e in (lean, full):
+            e.wait_live()
+            eventually(partial(_has_outbound_clusters, e), what="outbound clusters")
+        lean_stats, full_stats = lean.stats("^cluster\\."), full.stats("^cluster\\.")
+        assert not [n for n in lean_stats if n.startswith("cluster.outbound|")]
+        assert [n for n in full_stats if n.startswith("cluster.outbound|")]
+        # What readiness and debugging read is kept: the control-plane connection's stats.
+        assert lean_stats["cluster.xds-grpc.upstream_cx_active"] == 1
+    finally:
+        lean.stop()
+        full.stop()
+
+
+def _has_outbound_clusters(envoy: Envoy) -> bool:
+    return any(n.startswith("outbound|") for n in dynamic_names(envoy.config_dump())["clusters"])

@@ -155,9 +155,13 @@ class FileRegistry:
             self.on_change()
 
     async def watch(self, stop: asyncio.Event | None = None) -> None:
-        """Apply changes as they happen. watchfiles groups bursts (an editor's save) itself."""
+        """Apply changes as they happen.
+
+        watchfiles yields once no new event came for `step` ms: a short step because an
+        editor's save that spans two yields costs nothing here, the push is debounced anyway.
+        """
         async for changes in watchfiles.awatch(
-            self.directory, step=10, debounce=1_000, stop_event=stop
+            self.directory, step=2, debounce=1_000, stop_event=stop
         ):
             self.apply([Path(name) for _, name in changes])
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -79,8 +80,16 @@ async def proxy(channel: grpc.aio.Channel, i: int, services: int) -> None:
 
 async def main(address: str, first: int, count: int, services: int) -> None:
     options = [("grpc.max_receive_message_length", 256 * 1024 * 1024)]
-    async with grpc.aio.insecure_channel(address, options=options) as channel:
-        await asyncio.gather(*(proxy(channel, i, services) for i in range(first, first + count)))
+    if os.environ.get("ADS_ONE_CHANNEL"):
+        async with grpc.aio.insecure_channel(address, options=options) as channel:
+            await asyncio.gather(
+                *(proxy(channel, i, services) for i in range(first, first + count))
+            )
+        return
+    channels = [grpc.aio.insecure_channel(address, options=options) for _ in range(count)]
+    await asyncio.gather(
+        *(proxy(channels[i - first], i, services) for i in range(first, first + count))
+    )
 
 
 if __name__ == "__main__":

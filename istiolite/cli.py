@@ -14,6 +14,7 @@ from istiolite.analyze import Severity, analyze
 from istiolite.api import DEFAULT_DOMAIN_SUFFIX, Parsed, parse_yaml
 from istiolite.demo.cli import demo
 from istiolite.discovery.inject.cli import kube_inject
+from istiolite.install.cli import COMMANDS as INSTALL_COMMANDS
 
 YAML_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -31,6 +32,8 @@ def version() -> None:
 
 main.add_command(kube_inject)
 main.add_command(demo)
+for command in INSTALL_COMMANDS:
+    main.add_command(command)
 
 
 @main.command(name="proxy-status")

@@ -285,6 +285,18 @@ def test_without_retries_half_the_requests_fail(mesh: Mesh, flaky_ratings: None)
     assert set(statuses) == {200, 503}
 
 
+def test_without_a_retry_policy_istios_default_retries_each_503(
+    mesh: Mesh, flaky_ratings: None
+) -> None:
+    """The default policy sits on the virtual host; a route that names none inherits it."""
+    mesh.route("default-retries", ratings_vs(
+        "  - name: default-retries\n    route: [{destination: {host: ratings}}]\n"
+    ))  # fmt: skip
+    replies = mesh.call(RATINGS_VIP, "ratings", 1000)
+    # Every other request fails (the sample spreads failures by a counter): one retry each.
+    assert Counter(r.status for r in replies) == {200: 1000}
+
+
 def test_route_timeout_answers_504_before_a_slow_upstream(mesh: Mesh) -> None:
     mesh.knobs(UPSTREAMS["ratings-v1"][2], delay="2s")
     try:

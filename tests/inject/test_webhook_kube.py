@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -19,12 +18,13 @@ from typing import Any
 import httpx2
 import pytest
 import yaml
+
 from istiolite.discovery.inject import inject_manifest
 from istiolite.discovery.inject.webhook import WebhookServer
-
-from istiolite.testing.apiserver import Binaries, BinariesMissing, ControlPlane, control_plane
+from istiolite.testing.apiserver import ControlPlane, control_plane
 from tests.inject.reviews import pod
 from tests.inject.support import VALUES, ServingFiles
+from tests.kube_tier import kube_binaries_or_skip
 
 pytestmark = pytest.mark.kube
 
@@ -45,13 +45,7 @@ API_PATHS = {
 
 @pytest.fixture(scope="module")
 def plane() -> Iterator[ControlPlane]:
-    if os.environ.get("ISTIOLITE_SKIP_KUBE") == "1":
-        pytest.skip("ISTIOLITE_SKIP_KUBE=1")
-    try:
-        binaries = Binaries.find()
-    except BinariesMissing as e:
-        pytest.fail(f"{e} (or set ISTIOLITE_SKIP_KUBE=1 to skip the kube tier)", pytrace=False)
-    with control_plane(binaries) as started:
+    with control_plane(kube_binaries_or_skip()) as started:
         yield started
 
 

@@ -7,25 +7,19 @@ tests create in injection-enabled namespaces.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from istiolite.install.cluster import Cluster
 
-from istiolite.testing.apiserver import Binaries, BinariesMissing, ControlPlane, control_plane
+from istiolite.install.cluster import Cluster
+from istiolite.testing.apiserver import ControlPlane, control_plane
+from tests.kube_tier import kube_binaries_or_skip
 
 
 @pytest.fixture(scope="session")
 def install_plane() -> Iterator[ControlPlane]:
-    if os.environ.get("ISTIOLITE_SKIP_KUBE") == "1":
-        pytest.skip("ISTIOLITE_SKIP_KUBE=1")
-    try:
-        binaries = Binaries.find()
-    except BinariesMissing as e:
-        pytest.fail(f"{e} (or set ISTIOLITE_SKIP_KUBE=1 to skip the kube tier)", pytrace=False)
-    with control_plane(binaries) as plane:
+    with control_plane(kube_binaries_or_skip()) as plane:
         yield plane
 
 

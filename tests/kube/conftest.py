@@ -1,30 +1,24 @@
 """The `kube` tier: one real etcd + kube-apiserver for the whole session (built by
 `make kube-bins`), and a lightkube client per test.
 
-Missing binaries fail the tests rather than skip them, so CI cannot pass by testing nothing;
-ISTIOLITE_SKIP_KUBE=1 skips the tier on purpose.
+Missing binaries fail the tests rather than skip them (tests/kube_tier.py).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from lightkube import AsyncClient, KubeConfig
 
-from istiolite.testing.apiserver import Binaries, BinariesMissing, ControlPlane, control_plane
+from istiolite.testing.apiserver import Binaries, ControlPlane, control_plane
 from tests.kube.support import install_crds
+from tests.kube_tier import kube_binaries_or_skip
 
 
 @pytest.fixture(scope="session")
 def kube_binaries() -> Binaries:
-    if os.environ.get("ISTIOLITE_SKIP_KUBE") == "1":
-        pytest.skip("ISTIOLITE_SKIP_KUBE=1")
-    try:
-        return Binaries.find()
-    except BinariesMissing as e:
-        pytest.fail(f"{e} (or set ISTIOLITE_SKIP_KUBE=1 to skip the kube tier)", pytrace=False)
+    return kube_binaries_or_skip()
 
 
 @pytest.fixture(scope="session")

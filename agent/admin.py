@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 
 import aiohttp
+
 from istiolite.agent.policy import Observation
 
 # server.state is deliberately not read here: the gauge reads 0 (LIVE) before Envoy has set

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
+
 from istiolite.agent.settings import CaptureSettings, ProxySettings, WaitSettings, info_of
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from aiohttp import web
+
 from istiolite.agent.bootstrap import identity_from_env, render_bootstrap, render_json
 from istiolite.agent.envoy import Supervisor
 from istiolite.agent.probes import APP_PROBERS_ENV, parse_app_probers

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from aiohttp import web
+
 from istiolite.agent.envoy import Supervisor
 from istiolite.agent.probes import AppProbe, run_probe
 

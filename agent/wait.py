@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 
 import aiohttp
+
 from istiolite.agent.settings import WaitSettings
 
 

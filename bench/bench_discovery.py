@@ -22,12 +22,11 @@ import threading
 import time
 from pathlib import Path
 
-from istiolite.discovery.model import Proxy, build_snapshot
-from istiolite.discovery.xds.cache import CLUSTER, ENDPOINT, LISTENER, ROUTE, Generation
-
 from bench.adsclient import eds_names
 from bench.meshgen import proxy_identity, service_yaml
 from istiolite.api import parse_yaml
+from istiolite.discovery.model import Proxy, build_snapshot
+from istiolite.discovery.xds.cache import CLUSTER, ENDPOINT, LISTENER, ROUTE, Generation
 from istiolite.testing.mesh import Discovery, Envoy, workdir
 
 SERVICES = int(os.environ.get("BENCH_SERVICES", "1000"))

@@ -20,9 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from istiolite.discovery.inject import SidecarValues, answer
-
 from istiolite import certs
+from istiolite.discovery.inject import SidecarValues, answer
 
 LATENCY_REQUESTS = 3000
 WARMUP_REQUESTS = 300

@@ -20,8 +20,6 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
-from istiolite.discovery.kube import KubeRegistry
-from istiolite.install import crds
 from lightkube import AsyncClient, Client, KubeConfig
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.models.core_v1 import Container, PodSpec, ServicePort, ServiceSpec
@@ -33,6 +31,8 @@ from lightkube.resources.discovery_v1 import EndpointSlice
 from lightkube.types import PatchType
 
 from bench.bench_discovery import percentile, rss_mb
+from istiolite.discovery.kube import KubeRegistry
+from istiolite.install import crds
 from istiolite.testing.apiserver import ControlPlane, control_plane
 from istiolite.testing.mesh import Discovery, Envoy, workdir
 

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 import click
+
 from istiolite.discovery.settings import Settings, describe
 
 

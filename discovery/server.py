@@ -22,6 +22,9 @@ from typing import Any, Protocol
 
 import grpc
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from istiolite.api import Resource
 from istiolite.discovery.files import FileRegistry
 from istiolite.discovery.inject.template import SidecarValues
 from istiolite.discovery.inject.webhook import WebhookServer
@@ -32,9 +35,6 @@ from istiolite.discovery.settings import Settings
 from istiolite.discovery.translate import config_dump
 from istiolite.discovery.xds.cache import Generation
 from istiolite.discovery.xds.server import AdsServer
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-from istiolite.api import Resource
 
 log = logging.getLogger(__name__)
 

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
-from istiolite.install import installer, manifests, values, webhookcerts
-from istiolite.install.cluster import Cluster, InstallError
 
 from istiolite.api.duration import DurationError, parse_duration
+from istiolite.install import installer, manifests, values, webhookcerts
+from istiolite.install.cluster import Cluster, InstallError
 
 kubeconfig_option = click.option(
     "--kubeconfig",

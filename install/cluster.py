@@ -22,14 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
-from istiolite.install import manifests, status
-from istiolite.install.manifests import Json, Ref
 from lightkube import ApiError, Client, ConfigError, KubeConfig
 from lightkube.codecs import from_dict
 from lightkube.core.resource_registry import resource_registry
 from lightkube.resources.core_v1 import Pod
 
 from istiolite.api.duration import format_duration
+from istiolite.install import manifests, status
+from istiolite.install.manifests import Json, Ref
 
 FIELD_MANAGER = "istiolite"
 DEFAULT_KUBECONFIG = Path("~/.kube/config")

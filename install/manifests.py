@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import yaml
+
 from istiolite.install import crds
 from istiolite.install.values import Values
 from istiolite.install.webhookcerts import TLS_CERT, TLS_KEY, WebhookCerts

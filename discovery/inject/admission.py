@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import jsonpatch
+
 from istiolite.discovery.inject.errors import InjectionError
 from istiolite.discovery.inject.mutate import inject, should_inject
 from istiolite.discovery.inject.template import SidecarValues

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TextIO
 
 import click
+
 from istiolite.discovery.inject.errors import InjectionError
 from istiolite.discovery.inject.template import LOG_LEVELS, SidecarValues
 from istiolite.discovery.inject.workloads import inject_manifest

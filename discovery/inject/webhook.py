@@ -30,9 +30,10 @@ import ssl
 from pathlib import Path
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter
+
 from istiolite.discovery.inject.admission import Outcome, answer
 from istiolite.discovery.inject.template import SidecarValues
-from prometheus_client import CollectorRegistry, Counter
 
 PATH = "/inject"
 # Pods near the API server's own object size limit (~1.5 MiB) still fit.

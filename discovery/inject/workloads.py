@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import yaml
+
 from istiolite.discovery.inject.errors import InjectionError
 from istiolite.discovery.inject.mutate import inject
 from istiolite.discovery.inject.template import SidecarValues

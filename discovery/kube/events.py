@@ -13,11 +13,12 @@ import socket
 import time
 from datetime import UTC, datetime
 
-from istiolite.discovery.kube.reflector import Raw
 from lightkube import AsyncClient
 from lightkube.models.core_v1 import EventSource, ObjectReference
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Event
+
+from istiolite.discovery.kube.reflector import Raw
 
 COMPONENT = "pilot-discovery"
 REASON_INVALID = "InvalidConfiguration"

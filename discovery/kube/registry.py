@@ -18,13 +18,13 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from lightkube import AsyncClient, ConfigError, KubeConfig
+
+from istiolite.api import Resource, ValidationError
 from istiolite.discovery.kube.events import REASON_INVALID, EventRecorder
 from istiolite.discovery.kube.kinds import KINDS, Kind, convert
 from istiolite.discovery.kube.reflector import DEFAULT_TUNING, Raw, Reflector, Tuning
 from istiolite.discovery.kube.source import KubeSource
-from lightkube import AsyncClient, ConfigError, KubeConfig
-
-from istiolite.api import Resource, ValidationError
 
 log = logging.getLogger(__name__)
 

@@ -13,12 +13,13 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 import httpx2
-from istiolite.discovery.kube.kinds import Kind
-from istiolite.discovery.kube.reflector import Gone, NotServed, Page, Raw, ServerRefused
 from lightkube import ApiError, AsyncClient
 from lightkube.core.generic_client import ListAsyncIterable
 from lightkube.core.resource import GlobalResource, NamespacedResource
 from lightkube.core.resource import Resource as ClientResource
+
+from istiolite.discovery.kube.kinds import Kind
+from istiolite.discovery.kube.reflector import Gone, NotServed, Page, Raw, ServerRefused
 
 ALL_NAMESPACES = "*"
 # Pages of a list: big enough that 5,000 Pods take few round trips, small enough that one

@@ -12,6 +12,7 @@ xDS type, one `build_*` function per output:
 from typing import Any
 
 from google.protobuf import json_format
+
 from istiolite.discovery.model import Proxy, Snapshot
 from istiolite.discovery.translate.clusters import build_clusters
 from istiolite.discovery.translate.endpoints import build_endpoints

@@ -16,6 +16,16 @@ from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from envoy.type.v3 import percent_pb2
 from google.protobuf import wrappers_pb2
+
+from istiolite.api.networking import (
+    ConnectionPoolSettings,
+    H2UpgradePolicy,
+    LoadBalancerSettings,
+    OutlierDetection,
+    SimpleLB,
+    TrafficPolicy,
+)
+from istiolite.api.resources import Protocol, ServicePort
 from istiolite.discovery.model import Ident, MeshService, Proxy, Snapshot, instances, subset_policy
 from istiolite.discovery.translate.common import (
     BLACKHOLE_CLUSTER,
@@ -27,16 +37,6 @@ from istiolite.discovery.translate.common import (
     outbound_cluster,
     pack,
 )
-
-from istiolite.api.networking import (
-    ConnectionPoolSettings,
-    H2UpgradePolicy,
-    LoadBalancerSettings,
-    OutlierDetection,
-    SimpleLB,
-    TrafficPolicy,
-)
-from istiolite.api.resources import Protocol, ServicePort
 
 Cluster = cluster_pb2.Cluster
 

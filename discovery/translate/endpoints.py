@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 from envoy.config.core.v3 import address_pb2, health_check_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
+
 from istiolite.discovery.model import Health, Ident, Proxy, ServiceEndpoint, Snapshot, subset_policy
 from istiolite.discovery.translate.common import parse_cluster_name
 

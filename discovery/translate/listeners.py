@@ -28,6 +28,8 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 )
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 from google.protobuf import wrappers_pb2
+
+from istiolite.api.resources import Protocol
 from istiolite.discovery.model import Ident, Instance, MeshService, Proxy, Snapshot, instances
 from istiolite.discovery.translate.common import (
     INBOUND_PASSTHROUGH_CLUSTER,
@@ -42,8 +44,6 @@ from istiolite.discovery.translate.common import (
     pack,
 )
 from istiolite.discovery.translate.routes import CORS_FILTER, FAULT_FILTER, http_ports
-
-from istiolite.api.resources import Protocol
 
 Listener = listener_pb2.Listener
 FilterChain = listener_components_pb2.FilterChain

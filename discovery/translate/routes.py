@@ -19,14 +19,6 @@ from envoy.extensions.filters.http.fault.v3 import fault_pb2
 from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2
 from envoy.type.matcher.v3 import regex_pb2, string_pb2
 from google.protobuf import duration_pb2, wrappers_pb2
-from istiolite.discovery.model import Ident, MeshService, Proxy, Snapshot, subset_policy
-from istiolite.discovery.translate.common import (
-    PASSTHROUGH_CLUSTER,
-    duration,
-    fraction,
-    outbound_cluster,
-    pack,
-)
 
 from istiolite.api.networking import (
     GRPC_STATUS,
@@ -38,6 +30,14 @@ from istiolite.api.networking import (
     HTTPRetry,
     HTTPRoute,
     StringMatch,
+)
+from istiolite.discovery.model import Ident, MeshService, Proxy, Snapshot, subset_policy
+from istiolite.discovery.translate.common import (
+    PASSTHROUGH_CLUSTER,
+    duration,
+    fraction,
+    outbound_cluster,
+    pack,
 )
 
 RouteConfiguration = route_pb2.RouteConfiguration

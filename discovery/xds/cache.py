@@ -34,11 +34,11 @@ from functools import partial
 from typing import Any, TypeVar
 
 from google.protobuf.message import Message
+
+from istiolite.api import VirtualService
 from istiolite.discovery.model import Ident, MeshService, Proxy, Snapshot
 from istiolite.discovery.translate import clusters, endpoints, listeners, routes
 from istiolite.discovery.translate.common import parse_cluster_name
-
-from istiolite.api import VirtualService
 
 CLUSTER = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 ENDPOINT = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"

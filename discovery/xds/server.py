@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 import grpc
 from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf import json_format
+
 from istiolite.discovery.metrics import Metrics
 from istiolite.discovery.model import Proxy, Snapshot
 from istiolite.discovery.xds.cache import (

@@ -31,8 +31,8 @@ from typing import Any
 
 import httpx2 as httpx
 from aiohttp import web
-from istiolite.agent.envoy import shm_path
 
+from istiolite.agent.envoy import shm_path
 from istiolite.testing.mesh import Discovery
 from istiolite.testing.netns import NetNamespace
 

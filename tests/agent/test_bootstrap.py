@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from istiolite.agent.bootstrap import (
     identity_from_env,
     parse_labels_file,
@@ -14,7 +15,6 @@ from istiolite.agent.bootstrap import (
     render_json,
 )
 from istiolite.agent.settings import ProxySettings
-
 from tests.agent.golden import assert_golden
 
 POD_ENV = {

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
 from istiolite.agent.cli import build_settings, main
 from istiolite.agent.settings import (
     CaptureSettings,

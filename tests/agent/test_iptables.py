@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
 from istiolite.agent.iptables import capture_rules, cleanup_commands
 from istiolite.agent.settings import CaptureSettings, ProxySettings
-
 from tests.agent.golden import assert_golden
 
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from istiolite.agent.metrics import AgentMetrics
 from prometheus_client.parser import text_string_to_metric_families
+
+from istiolite.agent.metrics import AgentMetrics
 
 
 def test_rendered_metrics_parse_as_prometheus_text() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from istiolite.agent.policy import Backoff, HealthTracker, Observation, judge_readiness
 
 

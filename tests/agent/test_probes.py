@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 import pytest
+
 from istiolite.agent.probes import (
     GrpcProbe,
     HttpProbe,
@@ -16,7 +17,6 @@ from istiolite.agent.probes import (
     parse_app_probers,
     run_probe,
 )
-
 from tests.agent.harness import free_port, start_backend
 
 

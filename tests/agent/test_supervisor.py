@@ -14,8 +14,8 @@ from pathlib import Path
 
 import httpx2 as httpx
 import pytest
-from istiolite.agent.envoy import shm_path
 
+from istiolite.agent.envoy import shm_path
 from istiolite.testing.mesh import Discovery
 from tests.agent.harness import (
     Agent,

@@ -6,8 +6,8 @@ import ipaddress
 from pathlib import Path
 
 import pytest
-from istiolite.agent.bootstrap import parse_labels_file
 
+from istiolite.agent.bootstrap import parse_labels_file
 from istiolite.api import Service, WorkloadEntry, parse_yaml
 from istiolite.demo.topology import (
     SUBNET,

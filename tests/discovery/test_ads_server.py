@@ -13,10 +13,10 @@ import pytest
 from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf import struct_pb2
+
 from istiolite.discovery.metrics import Metrics
 from istiolite.discovery.xds.cache import CLUSTER, ENDPOINT, LISTENER, PUSH_ORDER, ROUTE
 from istiolite.discovery.xds.server import AdsServer, Batch, Connection
-
 from tests.discovery.test_cache import BASE, EDITS, Mesh, names_for
 
 

@@ -17,6 +17,7 @@ from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_pb2
 from envoy.service.discovery.v3 import discovery_pb2
+
 from istiolite.discovery.files import FileRegistry
 from istiolite.discovery.model import Proxy, Snapshot, build_snapshot
 from istiolite.discovery.translate import (
@@ -38,7 +39,6 @@ from istiolite.discovery.xds.cache import (
     Generation,
     PartCache,
 )
-
 from tests.discovery.test_translate_golden import CASES, HERE
 from tests.discovery.test_translate_golden import proxy as make_proxy
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from istiolite.discovery.files import FileRegistry
-from istiolite.discovery.files.registry import split_documents
 
 from istiolite.api import Resource, parse_yaml
+from istiolite.discovery.files import FileRegistry
+from istiolite.discovery.files.registry import split_documents
 
 
 def service(name: str, port: int = 80) -> str:

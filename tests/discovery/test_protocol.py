@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from istiolite.discovery.xds.protocol import Request, TypeState, Verdict, on_request, sent
 
 SENT = TypeState(names=frozenset({"a"}), sent_version="v2", sent_nonce="n2", acked_version="v1")

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from istiolite.discovery.model import Proxy, Snapshot, build_snapshot
-from istiolite.discovery.translate import config_dump
 
 from istiolite.api import parse_yaml
+from istiolite.discovery.model import Proxy, Snapshot, build_snapshot
+from istiolite.discovery.translate import config_dump
 
 HERE = Path(__file__).parent
 GOLDEN = HERE.parent / "golden" / "discovery"

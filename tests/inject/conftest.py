@@ -7,9 +7,9 @@ from pathlib import Path
 
 import httpx2
 import pytest
+
 from istiolite.discovery.inject import SidecarValues
 from istiolite.discovery.inject.webhook import WebhookServer
-
 from tests.inject.support import VALUES, ServingFiles, write_serving_files
 
 

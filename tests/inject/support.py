@@ -6,9 +6,8 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
-from istiolite.discovery.inject import SidecarValues
-
 from istiolite import certs
+from istiolite.discovery.inject import SidecarValues
 
 # A fixed image, so golden files do not change with the version.
 VALUES = SidecarValues(proxy_image="istiolite/proxy:test")

@@ -7,8 +7,8 @@ import json
 from typing import Any
 
 import pytest
-from istiolite.discovery.inject import answer, inject
 
+from istiolite.discovery.inject import answer, inject
 from tests.inject.reviews import apply_response_patch, body, pod, review
 from tests.inject.support import VALUES
 

@@ -11,8 +11,8 @@ import os
 from pathlib import Path
 
 import pytest
-from istiolite.discovery.inject import inject_manifest
 
+from istiolite.discovery.inject import inject_manifest
 from tests.inject.support import VALUES
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "inject"

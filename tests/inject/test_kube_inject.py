@@ -8,14 +8,14 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
+
+from istiolite.cli import main
 from istiolite.discovery.inject import (
     POD_TEMPLATE_PATHS,
     InjectionError,
     inject_manifest,
     inject_object,
 )
-
-from istiolite.cli import main
 from tests.inject.reviews import pod
 from tests.inject.support import VALUES
 

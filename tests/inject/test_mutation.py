@@ -9,8 +9,8 @@ import sys
 from typing import Any
 
 import pytest
-from istiolite.discovery.inject import InjectionError, SidecarValues, inject, should_inject
 
+from istiolite.discovery.inject import InjectionError, SidecarValues, inject, should_inject
 from tests.inject.reviews import pod
 from tests.inject.support import VALUES
 

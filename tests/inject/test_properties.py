@@ -8,8 +8,8 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from istiolite.discovery.inject import InjectionError, SidecarValues, answer, inject
 
+from istiolite.discovery.inject import InjectionError, SidecarValues, answer, inject
 from tests.inject.reviews import apply_response_patch, body, review
 from tests.inject.support import VALUES
 

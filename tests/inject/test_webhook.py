@@ -8,10 +8,10 @@ from pathlib import Path
 
 import httpx2
 import pytest
-from istiolite.discovery.inject import inject
-from istiolite.discovery.inject.webhook import MAX_BODY, CertReloader, WebhookServer
 
 from istiolite import certs
+from istiolite.discovery.inject import inject
+from istiolite.discovery.inject.webhook import MAX_BODY, CertReloader, WebhookServer
 from tests.inject.reviews import MALFORMED, apply_response_patch, body, pod, review
 from tests.inject.support import VALUES, ServingFiles, write_serving_files
 

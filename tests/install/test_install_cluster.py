@@ -13,9 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from istiolite.install import manifests, webhookcerts
-from istiolite.install.cluster import Cluster
-from istiolite.install.values import Values
 from lightkube.models.core_v1 import Container, PodSpec
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.admissionregistration_v1 import MutatingWebhookConfiguration
@@ -23,6 +20,9 @@ from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Pod, ServiceAccount
 from lightkube.types import PatchType
 
+from istiolite.install import manifests, webhookcerts
+from istiolite.install.cluster import Cluster
+from istiolite.install.values import Values
 from tests.install.support import admin, run, token_kubeconfig
 
 pytestmark = pytest.mark.kube

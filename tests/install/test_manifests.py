@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from istiolite.install import crds, manifests
 from istiolite.install.manifests import inventory, render
 from istiolite.install.values import from_sets

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from istiolite.install import manifests
 from lightkube import Client, KubeConfig
 from lightkube.codecs import from_dict
 from lightkube.generic_resource import create_namespaced_resource
@@ -20,6 +19,7 @@ from lightkube.models.authorization_v1 import ResourceAttributes, SelfSubjectAcc
 from lightkube.resources.authorization_v1 import SelfSubjectAccessReview
 from lightkube.resources.core_v1 import Event
 
+from istiolite.install import manifests
 from istiolite.testing.mesh import Discovery
 from tests.install.support import admin, run, token_kubeconfig
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from istiolite.install.values import BadValue, Values, accepted, from_sets
 
 from istiolite import __version__
+from istiolite.install.values import BadValue, Values, accepted, from_sets
 
 
 def test_defaults_are_istios_image_layout_at_this_version() -> None:

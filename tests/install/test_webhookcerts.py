@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
-from istiolite.install import webhookcerts
-from istiolite.install.webhookcerts import RENEW_BEFORE, SERVICE_HOST, reconcile, verify
 
 from istiolite import certs
+from istiolite.install import webhookcerts
+from istiolite.install.webhookcerts import RENEW_BEFORE, SERVICE_HOST, reconcile, verify
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from istiolite.install import crds
 from lightkube import AsyncClient, Client, KubeConfig
 from lightkube.generic_resource import GenericNamespacedResource, create_namespaced_resource
 from lightkube.models.core_v1 import ServicePort, ServiceSpec
@@ -20,6 +19,7 @@ from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from lightkube.resources.core_v1 import Namespace, Service
 from lightkube.resources.discovery_v1 import EndpointSlice
 
+from istiolite.install import crds
 from istiolite.testing import mesh
 from istiolite.testing.mesh import Envoy, dynamic_names
 

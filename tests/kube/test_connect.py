@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from istiolite.discovery.kube import kube_config
 
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 import yaml
-from istiolite.install import crds
 from lightkube import ApiError, AsyncClient
 
 from istiolite.api import ValidationError, parse_resource
+from istiolite.install import crds
 from istiolite.testing.apiserver import ControlPlane
 from tests.kube.support import istio_resource, new_namespace
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from istiolite.discovery.kube.kinds import convert, slim
 from lightkube.models.core_v1 import (
     Container,
     NodeSpec,
@@ -18,6 +17,7 @@ from lightkube.resources.core_v1 import Node, Pod
 
 from istiolite.api import Other
 from istiolite.api import Pod as MeshPod
+from istiolite.discovery.kube.kinds import convert, slim
 
 
 def client_pod(*, restarts_annotation: str, ready: bool = True) -> dict[str, Any]:

@@ -15,13 +15,13 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from istiolite.discovery.kube.kinds import KINDS
-from istiolite.discovery.kube.reflector import Gone
-from istiolite.discovery.kube.source import KubeSource
 from lightkube import AsyncClient, KubeConfig
 from lightkube.resources.core_v1 import Namespace, Service
 from lightkube.resources.discovery_v1 import EndpointSlice
 
+from istiolite.discovery.kube.kinds import KINDS
+from istiolite.discovery.kube.reflector import Gone
+from istiolite.discovery.kube.source import KubeSource
 from istiolite.testing.apiserver import Binaries, ControlPlane, control_plane
 from istiolite.testing.mesh import Discovery, Envoy
 from tests.kube.support import (

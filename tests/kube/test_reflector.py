@@ -11,6 +11,8 @@ from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 import pytest
+
+from istiolite.api import ValidationError, VirtualService
 from istiolite.discovery.kube.kinds import convert
 from istiolite.discovery.kube.reflector import (
     Backoff,
@@ -22,8 +24,6 @@ from istiolite.discovery.kube.reflector import (
     ServerRefused,
     Tuning,
 )
-
-from istiolite.api import ValidationError, VirtualService
 
 FAST = Tuning(backoff_initial=0.001, backoff_max=0.005, silence=5.0, missing_retry=0.01)
 END = object()  # ends the current watch stream, as a server closing it would

@@ -8,10 +8,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from istiolite.discovery.kube import KubeRegistry
-from istiolite.discovery.kube import source as source_module
-from istiolite.discovery.kube.kinds import KINDS, Kind
-from istiolite.discovery.kube.source import KubeSource
 from lightkube import AsyncClient, KubeConfig
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.models.core_v1 import Container, PodSpec
@@ -21,6 +17,10 @@ from lightkube.resources.core_v1 import Pod, Service
 from istiolite.api import DestinationRule, EndpointSlice, Other, VirtualService
 from istiolite.api import Pod as MeshPod
 from istiolite.api import Service as MeshService
+from istiolite.discovery.kube import KubeRegistry
+from istiolite.discovery.kube import source as source_module
+from istiolite.discovery.kube.kinds import KINDS, Kind
+from istiolite.discovery.kube.source import KubeSource
 from istiolite.testing.apiserver import ControlPlane
 from tests.kube.support import (
     endpoint_slice,

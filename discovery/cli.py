@@ -37,6 +37,11 @@ def main() -> None:
 )
 @click.option("--domain-suffix", **describe("domain_suffix"))
 @click.option("--proxy-image", **describe("proxy_image"))
+@click.option(
+    "--proxy-image-pull-policy",
+    type=click.Choice(["Always", "IfNotPresent", "Never"]),
+    **describe("proxy_image_pull_policy"),
+)
 @click.option("--sidecar-discovery-address", **describe("sidecar_discovery_address"))
 @click.option("--native-sidecar/--no-native-sidecar", **describe("native_sidecar"))
 @click.option(

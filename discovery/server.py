@@ -330,6 +330,7 @@ class Discovery:
             return None
         values = SidecarValues(
             proxy_image=self.settings.proxy_image,
+            image_pull_policy=self.settings.proxy_image_pull_policy,
             discovery_address=self.settings.sidecar_discovery_address,
             native_sidecar=self.settings.native_sidecar,
         )

@@ -50,6 +50,10 @@ class Settings:
         default=f"istiolite/proxy:{__version__}",
         metadata=_env("PILOT_PROXY_IMAGE", "image of the sidecar the webhook injects"),
     )
+    proxy_image_pull_policy: str = field(
+        default="IfNotPresent",
+        metadata=_env("PILOT_PROXY_IMAGE_PULL_POLICY", "imagePullPolicy of injected containers"),
+    )
     sidecar_discovery_address: str = field(
         default="istiod.istio-system.svc:15010",
         metadata=_env(

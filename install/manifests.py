@@ -164,6 +164,7 @@ def _container(values: Values) -> Json:
         "PILOT_WEBHOOK_CERT": f"{CERT_DIR}/{TLS_CERT}",
         "PILOT_WEBHOOK_KEY": f"{CERT_DIR}/{TLS_KEY}",
         "PILOT_PROXY_IMAGE": values.proxy,
+        "PILOT_PROXY_IMAGE_PULL_POLICY": values.image_pull_policy,
         "PILOT_SIDECAR_DISCOVERY_ADDRESS": DISCOVERY_ADDRESS,
         "PILOT_NATIVE_SIDECAR": str(values.native_sidecar).lower(),
         "PILOT_LOG_LEVEL": values.log_level,

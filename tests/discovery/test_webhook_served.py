@@ -35,6 +35,7 @@ def test_discovery_answers_admission_reviews_over_tls_with_a_patch(
             f"--webhook-cert={files.cert_file}",
             f"--webhook-key={files.key_file}",
             "--proxy-image=registry.example/proxy:test",
+            "--proxy-image-pull-policy=Always",
         ],
     ).start()
     try:
@@ -46,7 +47,9 @@ def test_discovery_answers_admission_reviews_over_tls_with_a_patch(
         answer = response.json()["response"]
         assert answer["uid"] == "abc" and answer["allowed"] is True
         assert answer["patchType"] == "JSONPatch"
-        assert "registry.example/proxy:test" in base64.b64decode(answer["patch"]).decode()
+        patch = base64.b64decode(answer["patch"]).decode()
+        assert "registry.example/proxy:test" in patch
+        assert '"imagePullPolicy": "Always"' in patch
         counters = discovery.metrics()
         assert any(k.startswith("sidecar_injection") and v > 0 for k, v in counters.items()), (
             counters

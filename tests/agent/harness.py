@@ -43,9 +43,11 @@ APP_PORT = 8080
 NODE_ID = f"sidecar~{POD_IP}~{POD_NAME}.{POD_NAMESPACE}~{POD_NAMESPACE}.svc.cluster.local"
 INBOUND_CAPTURE_PORT = 15006
 
-# The pod's service and the pod itself (as a WorkloadEntry at its IP): enough for discovery to
-# send all four types, with an inbound filter chain for the app's port.
-MESH_YAML = f"""\
+
+def pod_mesh_yaml(pod_ip: str) -> str:
+    """The pod's service and the pod itself (as a WorkloadEntry at its IP): enough for
+    discovery to send all four types, with an inbound filter chain for the app's port."""
+    return f"""\
 apiVersion: v1
 kind: Service
 metadata: {{name: web, namespace: {POD_NAMESPACE}}}
@@ -57,8 +59,11 @@ spec:
 apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
 metadata: {{name: {POD_NAME}, namespace: {POD_NAMESPACE}}}
-spec: {{address: {POD_IP}, labels: {{app: web, version: v1}}}}
+spec: {{address: {pod_ip}, labels: {{app: web, version: v1}}}}
 """
+
+
+MESH_YAML = pod_mesh_yaml(POD_IP)
 
 # What the injector puts into the sidecar's environment (DESIGN §3).
 POD_ENV = {

@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 
 from istiolite import __version__
+from tests.agent.harness import POD_NAME, POD_NAMESPACE, pod_mesh_yaml
 
 ROOT = Path(__file__).parent.parent.parent
 HUB = os.environ.get("IMAGE_HUB", "istiolite")
@@ -42,9 +43,6 @@ pytestmark = [pytest.mark.docker, pytest.mark.timeout(1800)]
 
 # RFC 2544's benchmarking range, clear of the demo's 198.18.0.0/16; the first free one is used.
 SUBNETS = ("198.19.42.0/24", "198.19.142.0/24", "198.19.242.0/24")
-POD_NAME = "web-1"
-POD_NAMESPACE = "shop"
-APP_PORT = 8080
 NAME = f"istiolite-images-test-{os.getpid()}"
 CONFIG_DIR = "/etc/istiolite/config"
 # Containers run as the manifests run them: never root, nothing writable but volumes.
@@ -131,21 +129,11 @@ def run_detached() -> Iterator[list[str]]:
 
 
 def _mesh_yaml(pod_ip: str) -> str:
-    # The pod's Service and the pod itself (a WorkloadEntry at its address, as in the agent's
-    # end-to-end test), with a VirtualService and DestinationRule on top.
-    return f"""\
-apiVersion: v1
-kind: Service
-metadata: {{name: web, namespace: {POD_NAMESPACE}}}
-spec:
-  clusterIP: 10.96.0.5
-  selector: {{app: web}}
-  ports: [{{name: http, port: 80, targetPort: {APP_PORT}}}]
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {{name: {POD_NAME}, namespace: {POD_NAMESPACE}}}
-spec: {{address: {pod_ip}, labels: {{app: web, version: v1}}}}
+    # The agent tests' pod (a Service and a WorkloadEntry), with a VirtualService and a
+    # DestinationRule on top.
+    return (
+        pod_mesh_yaml(pod_ip)
+        + f"""\
 ---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -161,6 +149,7 @@ spec:
   hosts: [web]
   http: [{{route: [{{destination: {{host: web, subset: v1}}}}], timeout: 5s}}]
 """
+    )
 
 
 def _readable_dir(path: Path, files: dict[str, str]) -> Path:

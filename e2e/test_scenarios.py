@@ -19,11 +19,9 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
 
 from e2e.cluster import Cluster, Reply, metric_total
-
-T = TypeVar("T")
+from istiolite.testing.wait import eventually
 
 NETWORKING = Path(__file__).resolve().parent.parent / "samples" / "bookinfo" / "networking"
 DESTINATION_RULES = NETWORKING / "destination-rule-all.yaml"
@@ -54,17 +52,6 @@ spec:
       retries:
         attempts: 0
 """
-
-
-def eventually(check: Callable[[], T | None], *, what: str, timeout: float = 30.0) -> T:
-    """Poll `check` until it returns something; fail with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result is not None:
-            return result
-        assert time.monotonic() < deadline, f"not within {timeout:.0f}s: {what}"
-        time.sleep(0.25)
 
 
 def apply_sample(cluster: Cluster, *names: str) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
@@ -11,17 +11,9 @@ import pytest
 
 from istiolite.testing import mesh
 from istiolite.testing.mesh import Discovery, Envoy, dynamic_names
+from istiolite.testing.wait import eventually
 
 pytestmark = pytest.mark.envoy
-
-
-def eventually(check: Callable[[], bool], timeout: float = 15, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

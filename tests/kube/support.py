@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 import typing
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -98,14 +95,6 @@ def virtual_service(
         "spec": {"hosts": [host], "http": http},
     }
     return istio_resource("VirtualService", api_version)(**body)
-
-
-async def eventually(check: Callable[[], object], *, within: float = 30, what: str) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within:.0f}s waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 def clusters(envoy: Envoy) -> set[str]:

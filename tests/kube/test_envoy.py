@@ -14,13 +14,13 @@ from lightkube.resources.discovery_v1 import EndpointSlice
 
 from istiolite.testing.apiserver import ControlPlane
 from istiolite.testing.mesh import Discovery, Envoy
+from istiolite.testing.wait import eventually_async as eventually
 from tests.kube.support import (
     FIELD_MANAGER,
     VirtualService,
     clusters,
     endpoint_slice,
     endpoints,
-    eventually,
     new_namespace,
     rejected_updates,
     route_names,

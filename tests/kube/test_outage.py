@@ -24,13 +24,13 @@ from istiolite.discovery.kube.reflector import Gone
 from istiolite.discovery.kube.source import KubeSource
 from istiolite.testing.apiserver import Binaries, ControlPlane, control_plane
 from istiolite.testing.mesh import Discovery, Envoy
+from istiolite.testing.wait import eventually_async as eventually
 from tests.kube.support import (
     FIELD_MANAGER,
     VirtualService,
     clusters,
     endpoint_slice,
     endpoints,
-    eventually,
     install_crds,
     new_namespace,
     rejected_updates,

@@ -22,9 +22,9 @@ from istiolite.discovery.kube import source as source_module
 from istiolite.discovery.kube.kinds import KINDS, Kind
 from istiolite.discovery.kube.source import KubeSource
 from istiolite.testing.apiserver import ControlPlane
+from istiolite.testing.wait import eventually_async as eventually
 from tests.kube.support import (
     endpoint_slice,
-    eventually,
     istio_resource,
     new_namespace,
     service,

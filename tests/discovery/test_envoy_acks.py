@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from istiolite.cli import main
 from istiolite.testing import mesh
 from istiolite.testing.mesh import Discovery, Envoy, dynamic_names
 from istiolite.testing.wait import eventually
@@ -215,3 +218,35 @@ def test_outbound_cluster_stats_are_dropped_unless_asked_for(
 
 def _has_outbound_clusters(envoy: Envoy) -> bool:
     return any(n.startswith("outbound|") for n in dynamic_names(envoy.config_dump())["clusters"])
+
+
+def test_proxy_config_shows_what_a_connected_proxy_is_sent(
+    discovery: Discovery, envoys: list[Envoy]
+) -> None:
+    eventually(lambda: acked_everything(discovery, len(envoys)), what="every proxy to ACK")
+    address = f"127.0.0.1:{discovery.http_port}"
+    runner = CliRunner()
+
+    def proxy_config(*args: str) -> str:
+        result = runner.invoke(main, ["proxy-config", *args, f"--discovery-address={address}"])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    routes = proxy_config("routes", "productpage-v1-a.default")
+    assert "reviews.default.svc.cluster.local:9080" in routes
+    clusters = proxy_config("clusters", "productpage-v1-a.default")
+    table = [line.split()[:4] for line in clusters.splitlines()]
+    for name in dynamic_names(envoys[0].config_dump())["clusters"]:
+        if name.count("|") == 3:  # Istio's direction|port|subset|fqdn
+            direction, port, subset, fqdn = name.split("|")
+            assert [fqdn or "-", port, subset or "-", direction] in table, name
+        else:  # PassthroughCluster and the like
+            assert [name, "-", "-", "-"] in table, name
+    endpoints = json.loads(proxy_config("endpoints", "productpage-v1-a.default", "-o", "json"))
+    assert "outbound|9080|v1|reviews.default.svc.cluster.local" in {
+        e["clusterName"] for e in endpoints
+    }
+    missing = runner.invoke(
+        main, ["proxy-config", "routes", "nobody.default", f"--discovery-address={address}"]
+    )
+    assert missing.exit_code == 1 and "no connected proxy 'nobody.default'" in missing.output

@@ -2,7 +2,9 @@
 
 Prints build+serialize time per distinct config, convergence from a file edit to every
 proxy's new route config (100 simulated ADS clients in another process plus 3 real Envoys),
-and discovery's RSS. `BENCH_SERVICES`, `BENCH_PROXIES`, `BENCH_ROUNDS` change the scale.
+and discovery's RSS. `BENCH_SERVICES`, `BENCH_PROXIES`, `BENCH_ROUNDS` change the scale,
+`BENCH_ENVOYS` the number of real Envoys, and `BENCH_REPLICAS` runs that many pilot-discovery
+processes on the same configuration, the proxies spread across them (as istiod scales out).
 
 The bench observes the proxies, never discovery's debug endpoints: /debug/syncz lists every
 subscribed resource name of every proxy (~14 MB of JSON at this scale), and polling it every
@@ -33,6 +35,7 @@ SERVICES = int(os.environ.get("BENCH_SERVICES", "1000"))
 PROXIES = int(os.environ.get("BENCH_PROXIES", "100"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "20"))
 ENVOYS = int(os.environ.get("BENCH_ENVOYS", "3"))
+REPLICAS = int(os.environ.get("BENCH_REPLICAS", "1"))
 PER_FILE = 20
 ROUTE_STATS = r"rds\.8080\.(version_text|config_reload_time_ms)$"
 # Envoy's admin /stats walks every stat (~100 per cluster, 3,000 clusters) even with a filter:
@@ -68,22 +71,30 @@ def build_times() -> None:
 
 
 class SimulatedProxies:
-    """The adsclient process, and the time each proxy last received each type's version."""
+    """The adsclient processes (one per replica), and when each proxy got each type's version."""
 
-    def __init__(self, address: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.adsclient", address, "0", str(PROXIES), str(SERVICES)],
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=Path(__file__).parent.parent,
-        )
+    def __init__(self, addresses: list[str]) -> None:
+        self.procs = []
+        per = PROXIES // len(addresses)
+        for k, address in enumerate(addresses):
+            count = per if k < len(addresses) - 1 else PROXIES - per * k
+            argv = ["-m", "bench.adsclient", address, str(per * k), str(count), str(SERVICES)]
+            self.procs.append(
+                subprocess.Popen(
+                    [sys.executable, *argv],
+                    stdout=subprocess.PIPE,
+                    text=True,
+                    cwd=Path(__file__).parent.parent,
+                )
+            )
         self.seen: dict[tuple[int, str], tuple[str, float]] = {}
         self.lock = threading.Lock()
-        threading.Thread(target=self._read, daemon=True).start()
+        for proc in self.procs:
+            threading.Thread(target=self._read, args=(proc,), daemon=True).start()
 
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
+    def _read(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
             event = json.loads(line)
             with self.lock:
                 self.seen[event["p"], event["t"]] = (event["v"], event["ts"])
@@ -93,8 +104,9 @@ class SimulatedProxies:
             return {p: v for (p, t), v in self.seen.items() if t == kind}
 
     def stop(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
+        for proc in self.procs:
+            proc.kill()
+            proc.wait()
 
 
 def route_version(envoy: Envoy) -> tuple[str, float] | None:
@@ -175,9 +187,7 @@ def run_rounds(
     return samples, envoy_samples
 
 
-def report(samples: list[float], envoy_samples: list[float], discovery: Discovery) -> None:
-    assert discovery.proc is not None
-
+def report(samples: list[float], envoy_samples: list[float], replicas: list[Discovery]) -> None:
     def ms(values: list[float], p: float) -> str:
         return f"{1000 * percentile(values, p):.0f} ms"
 
@@ -185,18 +195,25 @@ def report(samples: list[float], envoy_samples: list[float], discovery: Discover
         f"convergence file edit -> new RDS, {len(samples)} simulated-proxy samples: "
         f"p50 {ms(samples, 50)}, p99 {ms(samples, 99)}, max {1000 * max(samples):.0f} ms"
     )
-    print(
-        f"convergence file edit -> RDS applied, {len(envoy_samples)} real-Envoy samples: "
-        f"p50 {ms(envoy_samples, 50)}, p99 {ms(envoy_samples, 99)}"
-    )
-    print(f"discovery RSS after the rounds: {rss_mb(discovery.proc.pid):.0f} MB")
-    metrics = discovery.metrics()
-    count = metrics.get("pilot_proxy_convergence_time_count", 0)
-    total = metrics.get("pilot_proxy_convergence_time_sum", 0)
+    if envoy_samples:
+        print(
+            f"convergence file edit -> RDS applied, {len(envoy_samples)} real-Envoy samples: "
+            f"p50 {ms(envoy_samples, 50)}, p99 {ms(envoy_samples, 99)}"
+        )
+    print(f"discovery RSS after the rounds: {_rss(replicas)}")
+    count = total = 0.0
+    for discovery in replicas:
+        metrics = discovery.metrics()
+        count += metrics.get("pilot_proxy_convergence_time_count", 0)
+        total += metrics.get("pilot_proxy_convergence_time_sum", 0)
     if count:
         mean = 1000 * total / count
         print(f"pilot_proxy_convergence_time (discovery's view): mean {mean:.0f} ms, n={count:.0f}")
     print(f"median of the simulated samples: {1000 * statistics.median(samples):.0f} ms")
+
+
+def _rss(replicas: list[Discovery]) -> str:
+    return " + ".join(f"{rss_mb(d.proc.pid):.0f} MB" for d in replicas if d.proc is not None)
 
 
 def main() -> None:
@@ -210,15 +227,20 @@ def main() -> None:
         config.mkdir()
         mesh = Mesh(config)
         started = time.perf_counter()
-        discovery = Discovery(config, work).start()
-        assert discovery.proc is not None
-        print(f"discovery ready in {time.perf_counter() - started:.1f} s")
-        sims = SimulatedProxies(discovery.address)
+        replicas = []
+        for k in range(REPLICAS):
+            home = work / f"replica-{k}"
+            home.mkdir()
+            replicas.append(Discovery(config, home).start())
+        processes = f"{REPLICAS} process{'es' if REPLICAS > 1 else ''}"
+        print(f"discovery ready in {time.perf_counter() - started:.1f} s ({processes})")
+        sims = SimulatedProxies([d.address for d in replicas])
         envoys = []
         for k in range(ENVOYS):
             _, ns, ip, app = proxy_identity(PROXIES + k)
             name, labels = f"envoy-{k}", {"app": app}
-            envoy = Envoy(discovery.address, work, name=name, namespace=ns, ip=ip, labels=labels)
+            address = replicas[k % REPLICAS].address
+            envoy = Envoy(address, work, name=name, namespace=ns, ip=ip, labels=labels)
             envoys.append(envoy.start())
         try:
             started = time.perf_counter()
@@ -228,14 +250,15 @@ def main() -> None:
                     raise TimeoutError("proxies never synced")
             print(
                 f"all {PROXIES + ENVOYS} proxies synced in {time.perf_counter() - started:.1f} s; "
-                f"discovery RSS {rss_mb(discovery.proc.pid):.0f} MB"
+                f"discovery RSS {_rss(replicas)}"
             )
             samples, envoy_samples = run_rounds(mesh, sims, envoys)
-            report(samples, envoy_samples, discovery)
+            report(samples, envoy_samples, replicas)
         finally:
             if os.environ.get("BENCH_KEEP_LOG"):
-                Path(os.environ["BENCH_KEEP_LOG"]).write_text(discovery.log.read_text())
+                Path(os.environ["BENCH_KEEP_LOG"]).write_text(replicas[0].log.read_text())
             sims.stop()
             for e in envoys:
                 e.stop()
-            discovery.stop()
+            for discovery in replicas:
+                discovery.stop()

@@ -1,15 +1,15 @@
 """Simulated sidecars for benchmarks: many ADS streams from one process.
 
 `python -m bench.adsclient ADDRESS FIRST COUNT SERVICES` opens COUNT streams (proxies FIRST..),
-subscribes to CDS, EDS (every cluster), LDS and RDS like an Envoy, ACKs every response at once,
-and prints one JSON line per response: {"p": proxy, "t": "RDS", "v": version, "ts": time}.
+each on its own connection as every Envoy has, subscribes to CDS, EDS (every cluster), LDS and
+RDS like an Envoy, ACKs every response at once, and prints one JSON line per response:
+{"p": proxy, "t": "RDS", "v": version, "ts": time}.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -80,12 +80,6 @@ async def proxy(channel: grpc.aio.Channel, i: int, services: int) -> None:
 
 async def main(address: str, first: int, count: int, services: int) -> None:
     options = [("grpc.max_receive_message_length", 256 * 1024 * 1024)]
-    if os.environ.get("ADS_ONE_CHANNEL"):
-        async with grpc.aio.insecure_channel(address, options=options) as channel:
-            await asyncio.gather(
-                *(proxy(channel, i, services) for i in range(first, first + count))
-            )
-        return
     channels = [grpc.aio.insecure_channel(address, options=options) for _ in range(count)]
     await asyncio.gather(
         *(proxy(channels[i - first], i, services) for i in range(first, first + count))

@@ -250,6 +250,14 @@ def workdir() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def acked_all(row: dict[str, Any] | None) -> bool:
+    """A proxy's /debug/syncz row: every xDS type was sent and acknowledged, none rejected."""
+    types = row["types"] if row else {}
+    return set(types) == {"CDS", "EDS", "LDS", "RDS"} and all(
+        t["sent"] and t["acked"] == t["sent"] and not t["nacked"] for t in types.values()
+    )
+
+
 def _http_get(url: str) -> httpx.Response:
     # verify=False because these URLs are plain http: otherwise each call loads the CA bundle
     # for nothing, 45 ms of CPU, which polling loops and benchmarks paid many times over.

@@ -142,14 +142,6 @@ def sync_status(discovery: Discovery, node_id: str = NODE_ID) -> dict[str, Any] 
     return rows[0] if rows else None
 
 
-def acked_all(row: dict[str, Any] | None) -> bool:
-    """Every xDS type sent was acknowledged, and none was rejected."""
-    types = row["types"] if row else {}
-    return set(types) == {"CDS", "EDS", "LDS", "RDS"} and all(
-        t["sent"] and t["acked"] == t["sent"] and not t["nacked"] for t in types.values()
-    )
-
-
 def children_of(pid: int) -> list[int]:
     found: list[int] = []
     with contextlib.suppress(FileNotFoundError):

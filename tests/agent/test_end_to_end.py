@@ -13,7 +13,7 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
-from istiolite.testing.mesh import Discovery
+from istiolite.testing.mesh import Discovery, acked_all
 from tests.agent.harness import (
     APP_PORT,
     NODE_ID,
@@ -21,7 +21,6 @@ from tests.agent.harness import (
     POD_NAME,
     POD_NAMESPACE,
     Agent,
-    acked_all,
     sync_status,
 )
 

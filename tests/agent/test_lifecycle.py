@@ -14,12 +14,12 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
-from istiolite.testing.mesh import Discovery
+from istiolite.testing.mesh import Discovery, acked_all
+from istiolite.testing.wait import eventually_async
 from tests.agent.harness import (
     APP_PORT,
     POD_IP,
     Agent,
-    acked_all,
     free_port,
     is_stopped_or_gone,
     sync_status,
@@ -29,13 +29,6 @@ pytestmark = [pytest.mark.envoy, pytest.mark.netns]
 APP_URL = f"http://{POD_IP}:{APP_PORT}"
 
 MakeAgent = Callable[..., Agent]
-
-
-async def _until(predicate: Callable[[], bool], limit: float, what: str) -> None:
-    deadline = time.monotonic() + limit
-    while not predicate():
-        assert time.monotonic() < deadline, f"{what}: not within {limit}s"
-        await asyncio.sleep(0.02)
 
 
 class Load:
@@ -69,13 +62,21 @@ async def test_hot_restart_reload_drops_no_requests(
     load = Load(APP_URL + "/")
     workers = [asyncio.create_task(load.worker(keep_alive=k)) for k in (True, True, False, False)]
     try:
-        await _until(lambda: load.sent >= 200, 30, "traffic flowing")
+        await eventually_async(
+            lambda: load.sent >= 200, what="traffic flowing", within=30, interval=0.02
+        )
         assert agent.process is not None
         agent.process.send_signal(signal.SIGHUP)
-        await _until(lambda: len(agent.envoys()) == 2, 10, "new epoch started")
+        await eventually_async(
+            lambda: len(agent.envoys()) == 2, what="new epoch started", within=10, interval=0.02
+        )
         # Keep sending until the old epoch has drained and exited, and past 1,000 requests.
-        await _until(lambda: old not in agent.envoys(), 15, "old epoch exited")
-        await _until(lambda: load.sent >= 1000, 60, "1,000 requests")
+        await eventually_async(
+            lambda: old not in agent.envoys(), what="old epoch exited", within=15, interval=0.02
+        )
+        await eventually_async(
+            lambda: load.sent >= 1000, what="1,000 requests", within=60, interval=0.02
+        )
     finally:
         load.running = False
         await asyncio.gather(*workers)
@@ -86,7 +87,12 @@ async def test_hot_restart_reload_drops_no_requests(
     assert await agent.metric("istio_agent_envoy_restarts_total", reason="crash") == 0
     ready, text = await agent.ready()
     assert ready, text
-    await _until(lambda: acked_all(sync_status(discovery)), 5, "the new epoch ACKed its config")
+    await eventually_async(
+        lambda: acked_all(sync_status(discovery)),
+        what="the new epoch ACKed its config",
+        within=5,
+        interval=0.02,
+    )
 
 
 async def test_changed_pod_labels_file_reloads_envoy_with_new_metadata(
@@ -100,7 +106,12 @@ async def test_changed_pod_labels_file_reloads_envoy_with_new_metadata(
     assert '"version": "v1"' in bootstrap.read_text()
 
     labels.write_text('app="web"\nversion="v2"\n')
-    await _until(lambda: '"version": "v2"' in bootstrap.read_text(), 10, "bootstrap re-rendered")
+    await eventually_async(
+        lambda: '"version": "v2"' in bootstrap.read_text(),
+        what="bootstrap re-rendered",
+        within=10,
+        interval=0.02,
+    )
     assert await agent.metric("istio_agent_envoy_restarts_total", reason="reload") == 1
     await agent.wait_ready()
 
@@ -127,7 +138,9 @@ async def test_sigterm_lets_the_request_in_flight_finish_then_exits_within_drain
     assert "shutting down" in text
 
     process = agent.process
-    await _until(lambda: process.poll() is not None, drain + 1, "agent exit")
+    await eventually_async(
+        lambda: process.poll() is not None, what="agent exit", within=drain + 1, interval=0.02
+    )
     assert time.monotonic() - signalled <= drain + 0.5
     assert process.returncode == 0, agent.log()[-2000:]
     assert all(is_stopped_or_gone(pid) for pid in envoys)

@@ -16,11 +16,10 @@ import httpx2 as httpx
 import pytest
 
 from istiolite.agent.envoy import shm_path
-from istiolite.testing.mesh import Discovery
+from istiolite.testing.mesh import Discovery, acked_all
 from tests.agent.harness import (
     Agent,
     Ports,
-    acked_all,
     free_port,
     is_stopped_or_gone,
     start_backend,

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from istiolite.cli import main
 from istiolite.testing import mesh
-from istiolite.testing.mesh import Discovery, Envoy, dynamic_names
+from istiolite.testing.mesh import Discovery, Envoy, acked_all, dynamic_names
 from istiolite.testing.wait import eventually
 
 pytestmark = pytest.mark.envoy
@@ -61,13 +61,7 @@ def envoys(discovery: Discovery, work: Path) -> Iterator[list[Envoy]]:
 
 def acked_everything(discovery: Discovery, count: int) -> bool:
     rows = discovery.syncz()["proxies"]
-    return len(rows) == count and all(
-        set(r["types"]) == {"CDS", "EDS", "LDS", "RDS"}
-        and all(
-            t["sent"] and t["acked"] == t["sent"] and not t["nacked"] for t in r["types"].values()
-        )
-        for r in rows
-    )
+    return len(rows) == count and all(acked_all(r) for r in rows)
 
 
 def test_envoys_ack_every_type_with_no_nack(discovery: Discovery, envoys: list[Envoy]) -> None:

@@ -30,6 +30,8 @@ from typing import Any
 import pytest
 
 from istiolite import __version__
+from istiolite.testing.mesh import acked_all
+from istiolite.testing.wait import eventually
 from tests.agent.harness import POD_NAME, POD_NAMESPACE, pod_mesh_yaml
 
 ROOT = Path(__file__).parent.parent.parent
@@ -281,15 +283,10 @@ def test_sidecar_gets_ready_against_discovery(
 
 def _eventually_acked(discovery: Container, node: str, limit: float) -> dict[str, Any]:
     """The proxy's /debug/syncz row once it has acknowledged every type it was sent."""
-    deadline = time.monotonic() + limit
-    rows: list[dict[str, Any]] = []
-    while time.monotonic() < deadline:
+
+    def row() -> dict[str, Any] | None:
         _, body = _get(discovery.url(8080, "/debug/syncz"))
         rows = [r for r in json.loads(body or "{}").get("proxies", []) if node in r["proxy"]]
-        types = rows[0]["types"] if rows else {}
-        if set(types) == {"CDS", "EDS", "LDS", "RDS"} and all(
-            t["sent"] and t["acked"] == t["sent"] and not t["nacked"] for t in types.values()
-        ):
-            return rows[0]
-        time.sleep(0.25)
-    pytest.fail(f"{node} did not ACK every xDS type within {limit}s: {rows}")
+        return rows[0] if rows and acked_all(rows[0]) else None
+
+    return eventually(row, what=f"{node} to ACK every xDS type", timeout=limit, interval=0.25)

@@ -5,18 +5,24 @@ proxy's new route config (100 simulated ADS clients in another process plus 3 re
 and discovery's RSS. `BENCH_SERVICES`, `BENCH_PROXIES`, `BENCH_ROUNDS` change the scale,
 `BENCH_ENVOYS` the number of real Envoys, and `BENCH_REPLICAS` runs that many pilot-discovery
 processes on the same configuration, the proxies spread across them (as istiod scales out).
+`BENCH_ENVOYS_PAUSED=1` stops the Envoys (SIGSTOP) once they are in sync: discovery still
+writes to their streams, but their own work on each change no longer shares the machine, which
+tells the cost of discovery and the simulated proxies apart from the Envoys'.
 
 The bench observes the proxies, never discovery's debug endpoints: /debug/syncz lists every
 subscribed resource name of every proxy (~14 MB of JSON at this scale), and polling it every
 few milliseconds would load the very event loop whose latency is being measured. A real Envoy
 is asked through its own admin port when it applied the new route config (its
-`config_reload_time_ms` stat), so polling it seldom loses no resolution.
+`config_reload_time_ms` stat), so polling it seldom, and only after the push, loses no
+resolution. The CPU every process spent per round is printed too: on a 2-core machine their
+sum bounds how soon the last proxy can be served.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -36,11 +42,14 @@ PROXIES = int(os.environ.get("BENCH_PROXIES", "100"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "20"))
 ENVOYS = int(os.environ.get("BENCH_ENVOYS", "3"))
 REPLICAS = int(os.environ.get("BENCH_REPLICAS", "1"))
+ENVOYS_PAUSED = os.environ.get("BENCH_ENVOYS_PAUSED") == "1"
 PER_FILE = 20
-ROUTE_STATS = r"rds\.8080\.(version_text|config_reload_time_ms)$"
-# Envoy's admin /stats walks every stat (~100 per cluster, 3,000 clusters) even with a filter:
-# polled every 20 ms it kept three Envoys at 25-33% CPU each, loading the machine being measured.
-# The reload time is Envoy's own stamp, so polling seldom loses no resolution.
+# Envoy's own stamp of when it applied route config 8080: polling seldom loses no resolution.
+ROUTE_RELOADED = r"rds\.8080\.config_reload_time_ms$"
+# Envoy's admin /stats walks every stat scope (one per cluster, 3,000 here) whatever the filter:
+# 10 ms of Envoy's CPU per call for gauges alone, 27 ms with text readouts. So the Envoys are
+# asked only once the simulated proxies are done, and then every ENVOY_POLL: asked during the
+# push, they would spend the very cores the push is measured on.
 ENVOY_POLL = 0.25
 
 
@@ -109,15 +118,17 @@ class SimulatedProxies:
             proc.wait()
 
 
-def route_version(envoy: Envoy) -> tuple[str, float] | None:
-    """The version of route config 8080 an Envoy runs, and when it applied it (epoch seconds)."""
-    found: dict[str, str] = {}
-    for line in envoy.admin(f"/stats?filter={ROUTE_STATS}").text.splitlines():
-        name, _, value = line.partition(": ")
-        found[name.rsplit(".", 1)[-1]] = value.strip().strip('"')
-    if not found.get("version_text") or not found.get("config_reload_time_ms", "").isdigit():
-        return None
-    return found["version_text"], int(found["config_reload_time_ms"]) / 1000
+def route_reloaded(envoy: Envoy) -> float | None:
+    """When an Envoy last applied route config 8080 (epoch seconds), by its own clock."""
+    text = envoy.admin(f"/stats?type=Gauges&filter={ROUTE_RELOADED}").text
+    _, _, value = text.partition(": ")
+    return int(value) / 1000 if value.strip().isdigit() else None
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used, from /proc (clock ticks of 10 ms)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> float:
@@ -152,29 +163,35 @@ class Mesh:
 
 
 def run_rounds(
-    mesh: Mesh, sims: SimulatedProxies, envoys: list[Envoy]
+    mesh: Mesh, sims: SimulatedProxies, envoys: list[Envoy], replicas: list[Discovery]
 ) -> tuple[list[float], list[float]]:
     """Edit one VirtualService per round; the time from each edit to each proxy's new RDS."""
+    groups = {
+        "discovery": [d.proc.pid for d in replicas if d.proc is not None],
+        "simulated proxies": [p.pid for p in sims.procs],
+        "Envoys": [e.proc.pid for e in envoys if e.proc is not None],
+    }
+    cpu_before = {g: sum(map(cpu_seconds, pids)) for g, pids in groups.items()}
     samples: list[float] = []
     envoy_samples: list[float] = []
     firsts: list[float] = []  # per round, the first proxy's time: what the push itself adds
     for r in range(ROUNDS):
         before = {p: v for p, (v, _) in sims.versions("RDS").items()}
-        envoy_before = [route_version(e) for e in envoys]
+        envoy_before = [route_reloaded(e) for e in envoys]
         t0 = time.time()
         mesh.edit((r * 37) % SERVICES)
         deadline = time.monotonic() + 30
         envoy_done: dict[int, float] = {}
-        envoy_poll = time.monotonic() + ENVOY_POLL
+        envoy_poll = 0.0
         while time.monotonic() < deadline:
             now = sims.versions("RDS")
             sims_done = all(now[p][0] != before[p] for p in before)
-            if sims_done or time.monotonic() >= envoy_poll:
+            if sims_done and time.monotonic() >= envoy_poll:
                 envoy_poll = time.monotonic() + ENVOY_POLL
                 for k, e in enumerate(envoys):
-                    current = route_version(e) if k not in envoy_done else None
+                    current = route_reloaded(e) if k not in envoy_done else None
                     if current is not None and current != envoy_before[k]:
-                        envoy_done[k] = current[1]
+                        envoy_done[k] = current
             if sims_done and len(envoy_done) == len(envoys):
                 break
             time.sleep(0.02)
@@ -184,6 +201,17 @@ def run_rounds(
         envoy_samples.extend(t - t0 for t in envoy_done.values())
         time.sleep(0.3)
     print(f"first simulated proxy of each round: p50 {1000 * statistics.median(firsts):.0f} ms")
+    # Where the machine's time goes per round: on 2 cores, what every process together spends
+    # bounds how soon the last proxy can have its config.
+    per_round = {
+        g: 1000 * (sum(map(cpu_seconds, pids)) - cpu_before[g]) / ROUNDS
+        for g, pids in groups.items()
+    }
+    print(
+        "CPU per round: "
+        + ", ".join(f"{g} {ms:.0f} ms" for g, ms in per_round.items())
+        + f"; total {sum(per_round.values()):.0f} ms"
+    )
     return samples, envoy_samples
 
 
@@ -244,7 +272,7 @@ def main() -> None:
             envoys.append(envoy.start())
         try:
             started = time.perf_counter()
-            while len(sims.versions("RDS")) < PROXIES or not all(map(route_version, envoys)):
+            while len(sims.versions("RDS")) < PROXIES or not all(map(route_reloaded, envoys)):
                 time.sleep(0.1)
                 if time.perf_counter() - started > 600:
                     raise TimeoutError("proxies never synced")
@@ -252,13 +280,22 @@ def main() -> None:
                 f"all {PROXIES + ENVOYS} proxies synced in {time.perf_counter() - started:.1f} s; "
                 f"discovery RSS {_rss(replicas)}"
             )
-            samples, envoy_samples = run_rounds(mesh, sims, envoys)
+            if ENVOYS_PAUSED:
+                for e in envoys:
+                    assert e.proc is not None
+                    e.proc.send_signal(signal.SIGSTOP)
+                print(f"{len(envoys)} Envoys paused: connected, doing nothing")
+            samples, envoy_samples = run_rounds(
+                mesh, sims, [] if ENVOYS_PAUSED else envoys, replicas
+            )
             report(samples, envoy_samples, replicas)
         finally:
             if os.environ.get("BENCH_KEEP_LOG"):
                 Path(os.environ["BENCH_KEEP_LOG"]).write_text(replicas[0].log.read_text())
             sims.stop()
             for e in envoys:
+                if ENVOYS_PAUSED and e.proc is not None:
+                    e.proc.send_signal(signal.SIGCONT)
                 e.stop()
             for discovery in replicas:
                 discovery.stop()

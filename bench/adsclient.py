@@ -1,8 +1,9 @@
 """Simulated sidecars for benchmarks: many ADS streams from one process.
 
-`python -m bench.adsclient ADDRESS FIRST COUNT SERVICES` opens COUNT streams (proxies FIRST..),
-each on its own connection as every Envoy has, subscribes to CDS, EDS (every cluster), LDS and
-RDS like an Envoy, ACKs every response at once, and prints one JSON line per response:
+`python -m bench.adsclient ADDRESS FIRST COUNT SERVICES [scoped]` opens COUNT streams (proxies
+FIRST..), each on its own connection as every Envoy has, subscribes to CDS, EDS (every cluster,
+or with `scoped` its own namespace's, as under a `./*` Sidecar), LDS and RDS like an Envoy,
+ACKs every response at once, and prints one JSON line per response:
 {"p": proxy, "t": "RDS", "v": version, "ts": time}.
 """
 
@@ -37,20 +38,21 @@ def node(i: int) -> base_pb2.Node:
     return base_pb2.Node(id=node_id, metadata=metadata)
 
 
-def eds_names(services: int) -> list[str]:
+def eds_names(services: int, namespace: int | None = None) -> list[str]:
     return [
         f"outbound|8080|{subset}|svc-{i}.ns-{i % NAMESPACES}.svc.cluster.local"
         for i in range(services)
+        if namespace is None or i % NAMESPACES == namespace
         for subset in ("", "v1", "v2")
     ]
 
 
-async def proxy(channel: grpc.aio.Channel, i: int, services: int) -> None:
+async def proxy(channel: grpc.aio.Channel, i: int, services: int, scoped: bool) -> None:
     queue: asyncio.Queue[discovery_pb2.DiscoveryRequest] = asyncio.Queue()
     first = discovery_pb2.DiscoveryRequest(node=node(i), type_url=CLUSTER)
     await queue.put(first)
     await queue.put(discovery_pb2.DiscoveryRequest(type_url=LISTENER))
-    names = {ENDPOINT: eds_names(services), ROUTE: ["8080"]}
+    names = {ENDPOINT: eds_names(services, i % NAMESPACES if scoped else None), ROUTE: ["8080"]}
     subscribed = set()
 
     async def requests() -> AsyncIterator[discovery_pb2.DiscoveryRequest]:
@@ -78,13 +80,14 @@ async def proxy(channel: grpc.aio.Channel, i: int, services: int) -> None:
             )
 
 
-async def main(address: str, first: int, count: int, services: int) -> None:
+async def main(address: str, first: int, count: int, services: int, scoped: bool) -> None:
     options = [("grpc.max_receive_message_length", 256 * 1024 * 1024)]
     channels = [grpc.aio.insecure_channel(address, options=options) for _ in range(count)]
     await asyncio.gather(
-        *(proxy(channels[i - first], i, services) for i in range(first, first + count))
+        *(proxy(channels[i - first], i, services, scoped) for i in range(first, first + count))
     )
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])))
+    address, first, count, services = sys.argv[1], *map(int, sys.argv[2:5])
+    asyncio.run(main(address, first, count, services, sys.argv[5:] == ["scoped"]))

@@ -5,6 +5,9 @@ proxy's new route config (100 simulated ADS clients in another process plus 3 re
 and discovery's RSS. `BENCH_SERVICES`, `BENCH_PROXIES`, `BENCH_ROUNDS` change the scale,
 `BENCH_ENVOYS` the number of real Envoys, and `BENCH_REPLICAS` runs that many pilot-discovery
 processes on the same configuration, the proxies spread across them (as istiod scales out).
+`BENCH_SIDECARS=1` adds Istio's recommended mesh-wide default, a Sidecar in istio-system with
+egress `./*` and `istio-system/*`: each proxy then holds its own namespace's services (100 of
+1,000), and an edit is pushed to the proxies of the edited service's namespace only.
 `BENCH_ENVOYS_PAUSED=1` stops the Envoys (SIGSTOP) once they are in sync: discovery still
 writes to their streams, but their own work on each change no longer shares the machine, which
 tells the cost of discovery and the simulated proxies apart from the Envoys'.
@@ -31,7 +34,7 @@ import time
 from pathlib import Path
 
 from bench.adsclient import eds_names
-from bench.meshgen import proxy_identity, service_yaml
+from bench.meshgen import NAMESPACES, proxy_identity, service_yaml
 from istiolite.api import parse_yaml
 from istiolite.discovery.model import Proxy, build_snapshot
 from istiolite.discovery.xds.cache import CLUSTER, ENDPOINT, LISTENER, ROUTE, Generation
@@ -43,6 +46,13 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "20"))
 ENVOYS = int(os.environ.get("BENCH_ENVOYS", "3"))
 REPLICAS = int(os.environ.get("BENCH_REPLICAS", "1"))
 ENVOYS_PAUSED = os.environ.get("BENCH_ENVOYS_PAUSED") == "1"
+SIDECARS = os.environ.get("BENCH_SIDECARS") == "1"
+ROOT_SIDECAR = """apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: default, namespace: istio-system}
+spec:
+  egress: [{hosts: ["./*", "istio-system/*"]}]
+"""
 PER_FILE = 20
 # Envoy's own stamp of when it applied route config 8080: polling seldom loses no resolution.
 ROUTE_RELOADED = r"rds\.8080\.config_reload_time_ms$"
@@ -88,6 +98,7 @@ class SimulatedProxies:
         for k, address in enumerate(addresses):
             count = per if k < len(addresses) - 1 else PROXIES - per * k
             argv = ["-m", "bench.adsclient", address, str(per * k), str(count), str(SERVICES)]
+            argv += ["scoped"] if SIDECARS else []
             self.procs.append(
                 subprocess.Popen(
                     [sys.executable, *argv],
@@ -125,6 +136,11 @@ def route_reloaded(envoy: Envoy) -> float | None:
     return int(value) / 1000 if value.strip().isdigit() else None
 
 
+def sees(proxy: int, service: int) -> bool:
+    """Whether a proxy's config holds a service: all of them, or its namespace's (Sidecars)."""
+    return not SIDECARS or proxy % NAMESPACES == service % NAMESPACES
+
+
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time a process has used, from /proc (clock ticks of 10 ms)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -146,6 +162,8 @@ class Mesh:
         self.weights = dict.fromkeys(range(SERVICES), 90)
         for c in range((SERVICES + PER_FILE - 1) // PER_FILE):
             self.write_chunk(c)
+        if SIDECARS:
+            (config / "sidecar.yaml").write_text(ROOT_SIDECAR)
 
     def write_chunk(self, c: int) -> None:
         last = min(SERVICES, (c + 1) * PER_FILE)
@@ -175,11 +193,15 @@ def run_rounds(
     samples: list[float] = []
     envoy_samples: list[float] = []
     firsts: list[float] = []  # per round, the first proxy's time: what the push itself adds
+    spurious = 0  # pushes to proxies whose Sidecar hides the edited service
     for r in range(ROUNDS):
-        before = {p: v for p, (v, _) in sims.versions("RDS").items()}
-        envoy_before = [route_reloaded(e) for e in envoys]
+        edited = (r * 37) % SERVICES
+        everyone = {p: v for p, (v, _) in sims.versions("RDS").items()}
+        before = {p: v for p, v in everyone.items() if sees(p, edited)}
+        targets = [e for k, e in enumerate(envoys) if sees(PROXIES + k, edited)]
+        envoy_before = [route_reloaded(e) for e in targets]
         t0 = time.time()
-        mesh.edit((r * 37) % SERVICES)
+        mesh.edit(edited)
         deadline = time.monotonic() + 30
         envoy_done: dict[int, float] = {}
         envoy_poll = 0.0
@@ -188,19 +210,22 @@ def run_rounds(
             sims_done = all(now[p][0] != before[p] for p in before)
             if sims_done and time.monotonic() >= envoy_poll:
                 envoy_poll = time.monotonic() + ENVOY_POLL
-                for k, e in enumerate(envoys):
+                for k, e in enumerate(targets):
                     current = route_reloaded(e) if k not in envoy_done else None
                     if current is not None and current != envoy_before[k]:
                         envoy_done[k] = current
-            if sims_done and len(envoy_done) == len(envoys):
+            if sims_done and len(envoy_done) == len(targets):
                 break
             time.sleep(0.02)
+        spurious += sum(now[p][0] != v for p, v in everyone.items() if p not in before)
         got = [now[p][1] - t0 for p in before if now[p][0] != before[p]]
         samples.extend(got)
         firsts.append(min(got))
         envoy_samples.extend(t - t0 for t in envoy_done.values())
         time.sleep(0.3)
     print(f"first simulated proxy of each round: p50 {1000 * statistics.median(firsts):.0f} ms")
+    if SIDECARS:
+        print(f"new routes sent to proxies outside the edited namespace: {spurious}")
     # Where the machine's time goes per round: on 2 cores, what every process together spends
     # bounds how soon the last proxy can have its config.
     per_round = {

@@ -22,13 +22,16 @@ from istiolite.api import (
     Pod,
     Resource,
     Service,
+    Sidecar,
     VirtualService,
     WorkloadEntry,
     resolve_host,
 )
 from istiolite.api.decode import FrozenDict, model
-from istiolite.api.networking import Subset, TrafficPolicy
+from istiolite.api.networking import OutboundMode, Subset, TrafficPolicy
 from istiolite.api.resources import Protocol, ServicePort
+
+DEFAULT_ROOT_NAMESPACE = "istio-system"
 
 
 class Health(enum.Enum):
@@ -113,6 +116,8 @@ class Snapshot:
     shared_cluster_ips: frozenset[str]  # cluster IPs claimed by more than one service (bad data)
     served_by: FrozenDict[str, tuple[tuple[str, int, int], ...]]  # address -> (host, port, target)
     by_namespace: FrozenDict[str, tuple[str, ...]]  # namespace -> hostnames
+    sidecars: FrozenDict[str, tuple[Sidecar, ...]] = FrozenDict()  # by namespace, by name
+    root_namespace: str = DEFAULT_ROOT_NAMESPACE
     # The service-side input objects this was built from; lets the next build skip that work.
     service_inputs: tuple[Resource, ...] = field(default=(), compare=False, repr=False)
 
@@ -139,9 +144,66 @@ class Snapshot:
                 best = (score, vs)
         return best[1] if best else None
 
+    def sidecar(self, proxy: Proxy) -> Sidecar | None:
+        """The Sidecar that scopes a proxy, in Istio's order; None: the proxy sees everything.
+
+        A Sidecar of the proxy's namespace whose workloadSelector matches its labels, else the
+        namespace's Sidecar without selector, else the root namespace's one without selector.
+        Several candidates: the first by name (Istio takes the oldest, which we cannot know
+        from files).
+        """
+        own = self.sidecars.get(proxy.namespace, ())
+        for s in own:
+            selector = s.spec.workload_selector
+            if selector is not None and selector.labels and _selects(selector.labels, proxy.labels):
+                return s
+        for s in (*own, *self.sidecars.get(self.root_namespace, ())):
+            if s.spec.workload_selector is None or not s.spec.workload_selector.labels:
+                return s
+        return None
+
+    def outbound_services(self, proxy: Proxy) -> list[MeshService]:
+        """The services a proxy is configured to call: all, unless its Sidecar says fewer."""
+        return scoped_services(self, self.sidecar(proxy), proxy.namespace)
+
+    def outbound_mode(self, proxy: Proxy) -> OutboundMode:
+        """Where traffic to hosts outside the proxy's services goes: passed through, or blocked."""
+        sidecar = self.sidecar(proxy)
+        policy = sidecar.spec.outbound_traffic_policy if sidecar is not None else None
+        return policy.mode if policy is not None else OutboundMode.ALLOW_ANY
+
     def caller_labels(self, proxy: Proxy) -> FrozenDict[str, str]:
         """The part of a proxy's labels that any route looks at: what its config depends on."""
         return FrozenDict({k: v for k, v in proxy.labels.items() if k in self.source_label_keys})
+
+
+def scoped_services(
+    snapshot: Snapshot, sidecar: Sidecar | None, namespace: str
+) -> list[MeshService]:
+    """The services a Sidecar's egress hosts select for a proxy in `namespace` (all without)."""
+    if sidecar is None or not sidecar.spec.egress:
+        return list(snapshot.services.values())
+    hosts = sidecar.spec.egress[0].hosts
+    return [s for s in snapshot.services.values() if egress_selects(hosts, namespace, s)]
+
+
+def egress_selects(hosts: Iterable[str], namespace: str, service: MeshService) -> bool:
+    """Whether `namespace/dnsName` entries select a service (Istio's Sidecar egress hosts).
+
+    The namespace is `*` for any, `~` for none, `.` for the proxy's own (so `./*` in the root
+    namespace's default Sidecar means each proxy's own namespace, as in Istio); the name is
+    `*`, a `*.suffix` wildcard or a full host name.
+    """
+    for entry in hosts:
+        wanted, _, name = entry.partition("/")
+        wanted = namespace if wanted == "." else wanted
+        if wanted not in ("*", service.namespace):
+            continue  # `~` names no namespace, so it never gets past here
+        if name in ("*", service.hostname):
+            return True
+        if name.startswith("*.") and service.hostname.endswith(name[1:]):
+            return True
+    return False
 
 
 def _host_match(pattern: str, hostname: str) -> int:
@@ -257,6 +319,7 @@ def build_snapshot(
     resources: Iterable[Resource],
     *,
     domain_suffix: str = DEFAULT_DOMAIN_SUFFIX,
+    root_namespace: str = DEFAULT_ROOT_NAMESPACE,
     previous: Snapshot | None = None,
 ) -> Snapshot:
     """Join registry resources into a Snapshot. Pure; deterministic order for stable versions.
@@ -304,8 +367,21 @@ def build_snapshot(
         shared_cluster_ips=mesh.shared_cluster_ips,
         served_by=mesh.served_by,
         by_namespace=mesh.by_namespace,
+        sidecars=_sidecars(resources, previous),
+        root_namespace=root_namespace,
         service_inputs=inputs,
     )
+
+
+def _sidecars(
+    resources: list[Resource], previous: Snapshot | None
+) -> FrozenDict[str, tuple[Sidecar, ...]]:
+    """Sidecars by namespace, by name; the previous index itself when none changed."""
+    found: dict[str, list[Sidecar]] = defaultdict(list)
+    for r in sorted((r for r in resources if type(r) is Sidecar), key=_name):
+        found[r.meta.namespace].append(r)
+    index = FrozenDict({ns: tuple(s) for ns, s in sorted(found.items())})
+    return previous.sidecars if previous is not None and previous.sidecars == index else index
 
 
 def _rules_by_host(
@@ -438,7 +514,7 @@ def _same_objects(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
     return len(a) == len(b) and all(map(operator.is_, a, b))
 
 
-def _name(r: VirtualService | DestinationRule | EndpointSlice) -> tuple[str, str]:
+def _name(r: VirtualService | DestinationRule | EndpointSlice | Sidecar) -> tuple[str, str]:
     return (r.meta.namespace, r.meta.name)
 
 

@@ -193,7 +193,10 @@ class Discovery:
         snapshot = await asyncio.get_running_loop().run_in_executor(
             self.builder,
             lambda: build_snapshot(
-                resources, domain_suffix=self.settings.domain_suffix, previous=previous
+                resources,
+                domain_suffix=self.settings.domain_suffix,
+                root_namespace=self.settings.root_namespace,
+                previous=previous,
             ),
         )
         self.metrics.snapshots.inc()

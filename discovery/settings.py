@@ -66,6 +66,12 @@ class Settings:
     domain_suffix: str = field(
         default="cluster.local", metadata=_env("DOMAIN_SUFFIX", "the cluster's DNS domain")
     )
+    root_namespace: str = field(
+        default="istio-system",
+        metadata=_env(
+            "PILOT_ROOT_NAMESPACE", "where a Sidecar without workloadSelector applies mesh-wide"
+        ),
+    )
     debounce_after: float = field(
         default=0.1,
         metadata=_env("PILOT_DEBOUNCE_AFTER", "seconds of quiet after a change before a push"),

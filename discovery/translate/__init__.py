@@ -26,7 +26,7 @@ def config_dump(snapshot: Snapshot, proxy: Proxy) -> dict[str, list[dict[str, An
     """Everything a proxy would be sent, as JSON-ready dicts: /debug/config_dump and goldens."""
     clusters = build_clusters(snapshot, proxy)
     eds_names = [c.name for c in clusters if c.HasField("eds_cluster_config")]
-    route_names = [str(port) for port in http_ports(snapshot)]
+    route_names = [str(port) for port in http_ports(snapshot.outbound_services(proxy))]
 
     def as_dicts(messages: list[Any]) -> list[dict[str, Any]]:
         return [json_format.MessageToDict(m) for m in messages]

@@ -53,14 +53,14 @@ _SIMPLE = {
 
 
 def build_clusters(snapshot: Snapshot, proxy: Proxy) -> list[cluster_pb2.Cluster]:
-    return [*outbound_clusters(snapshot, proxy.namespace), *inbound_clusters(snapshot, proxy)]
+    return [*outbound_clusters(snapshot, proxy), *inbound_clusters(snapshot, proxy)]
 
 
-def outbound_clusters(snapshot: Snapshot, namespace: str) -> list[cluster_pb2.Cluster]:
-    """Clusters every proxy in `namespace` shares: they depend on nothing else of the proxy."""
+def outbound_clusters(snapshot: Snapshot, proxy: Proxy) -> list[cluster_pb2.Cluster]:
+    """Clusters of the services a proxy calls: shared by its namespace's proxies of one Sidecar."""
     clusters = static_clusters()
-    for service in snapshot.services.values():
-        clusters.extend(service_clusters(snapshot, namespace, service))
+    for service in snapshot.outbound_services(proxy):
+        clusters.extend(service_clusters(snapshot, proxy.namespace, service))
     return clusters
 
 

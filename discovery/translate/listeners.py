@@ -29,9 +29,11 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 from google.protobuf import wrappers_pb2
 
+from istiolite.api.networking import OutboundMode
 from istiolite.api.resources import Protocol
 from istiolite.discovery.model import Ident, Instance, MeshService, Proxy, Snapshot, instances
 from istiolite.discovery.translate.common import (
+    BLACKHOLE_CLUSTER,
     INBOUND_PASSTHROUGH_CLUSTER,
     INBOUND_PORT,
     OUTBOUND_PORT,
@@ -59,9 +61,10 @@ def build_listeners(snapshot: Snapshot, proxy: Proxy) -> list[listener_pb2.Liste
 
 def outbound_listeners(snapshot: Snapshot, proxy: Proxy) -> list[listener_pb2.Listener]:
     """Shared by proxies with the same namespace and labels (TCP routes match on labels)."""
-    listeners = [_virtual_outbound()]
-    listeners.extend(_http_listener(port) for port in http_ports(snapshot))
-    listeners.extend(_tcp_listeners(snapshot, proxy))
+    services = snapshot.outbound_services(proxy)
+    listeners = [_virtual_outbound(snapshot.outbound_mode(proxy))]
+    listeners.extend(_http_listener(port) for port in http_ports(services))
+    listeners.extend(_tcp_listeners(snapshot, proxy, services))
     return listeners
 
 
@@ -104,7 +107,9 @@ def _tcp_proxy(stat_prefix: str, cluster: str) -> listener_components_pb2.Filter
     )
 
 
-def _virtual_outbound() -> listener_pb2.Listener:
+def _virtual_outbound(mode: OutboundMode) -> listener_pb2.Listener:
+    # Traffic to an address no listener claims: to where it was going, or nowhere.
+    fallback = BLACKHOLE_CLUSTER if mode is OutboundMode.REGISTRY_ONLY else PASSTHROUGH_CLUSTER
     return Listener(
         name=VIRTUAL_OUTBOUND,
         address=_address("0.0.0.0", OUTBOUND_PORT),
@@ -113,7 +118,7 @@ def _virtual_outbound() -> listener_pb2.Listener:
         filter_chains=[
             FilterChain(
                 name=f"{VIRTUAL_OUTBOUND}-catchall-tcp",
-                filters=[_tcp_proxy(PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER)],
+                filters=[_tcp_proxy(fallback, fallback)],
             )
         ],
     )
@@ -169,8 +174,10 @@ def _http_listener(port: int) -> listener_pb2.Listener:
     )
 
 
-def _tcp_listeners(snapshot: Snapshot, proxy: Proxy) -> Iterator[listener_pb2.Listener]:
-    for service in snapshot.services.values():
+def _tcp_listeners(
+    snapshot: Snapshot, proxy: Proxy, services: list[MeshService]
+) -> Iterator[listener_pb2.Listener]:
+    for service in services:
         if not service.cluster_ip:
             continue  # headless: no address to capture on
         for sp in service.ports:

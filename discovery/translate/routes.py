@@ -29,6 +29,7 @@ from istiolite.api.networking import (
     HTTPMatchRequest,
     HTTPRetry,
     HTTPRoute,
+    OutboundMode,
     StringMatch,
 )
 from istiolite.discovery.model import Ident, MeshService, Proxy, Snapshot, subset_policy
@@ -71,17 +72,15 @@ DEFAULT_RETRY_POLICY = rc.RetryPolicy(
 )
 
 
-def http_ports(snapshot: Snapshot) -> list[int]:
+def http_ports(services: Iterable[MeshService]) -> list[int]:
     """Every port some service speaks HTTP on: one listener and one route config each."""
-    return sorted(
-        {p.port for s in snapshot.services.values() for p in s.ports if p.protocol.is_http}
-    )
+    return sorted({p.port for s in services for p in s.ports if p.protocol.is_http})
 
 
 def build_routes(
     snapshot: Snapshot, proxy: Proxy, names: Iterable[str]
 ) -> list[route_pb2.RouteConfiguration]:
-    ports = set(http_ports(snapshot))
+    ports = set(http_ports(snapshot.outbound_services(proxy)))
     return [
         route_configuration(snapshot, proxy, int(name))
         for name in names
@@ -93,10 +92,9 @@ def route_configuration(
     snapshot: Snapshot, proxy: Proxy, port: int
 ) -> route_pb2.RouteConfiguration:
     config = route_config_shell(port)
-    config.virtual_hosts.extend(
-        virtual_host(snapshot, proxy, s, port) for s in http_services(snapshot, port)
-    )
-    config.virtual_hosts.append(ALLOW_ANY)
+    services = http_services(snapshot.outbound_services(proxy), port)
+    config.virtual_hosts.extend(virtual_host(snapshot, proxy, s, port) for s in services)
+    config.virtual_hosts.append(fallback_host(snapshot.outbound_mode(proxy)))
     return config
 
 
@@ -108,12 +106,8 @@ def route_config_shell(port: int) -> route_pb2.RouteConfiguration:
     )
 
 
-def http_services(snapshot: Snapshot, port: int) -> list[MeshService]:
-    return [
-        s
-        for s in snapshot.services.values()
-        if (sp := s.port(port)) is not None and sp.protocol.is_http
-    ]
+def http_services(services: Iterable[MeshService], port: int) -> list[MeshService]:
+    return [s for s in services if (sp := s.port(port)) is not None and sp.protocol.is_http]
 
 
 def virtual_host(
@@ -180,6 +174,23 @@ ALLOW_ANY = rc.VirtualHost(
         )
     ],
 )
+# REGISTRY_ONLY: a host outside the proxy's services gets 502, as from Istio's `block_all`.
+BLOCK_ALL = rc.VirtualHost(
+    name="block_all",
+    domains=["*"],
+    routes=[
+        rc.Route(
+            name="block_all",
+            match=rc.RouteMatch(prefix="/"),
+            direct_response=rc.DirectResponseAction(status=502),
+        )
+    ],
+)
+
+
+def fallback_host(mode: OutboundMode) -> rc.VirtualHost:
+    """The last virtual host of every route config: for hosts no service of the proxy has."""
+    return BLOCK_ALL if mode is OutboundMode.REGISTRY_ONLY else ALLOW_ANY
 
 
 def _domains(

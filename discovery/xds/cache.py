@@ -36,7 +36,8 @@ from typing import Any, TypeVar
 from google.protobuf.message import Message
 
 from istiolite.api import VirtualService
-from istiolite.discovery.model import Ident, MeshService, Proxy, Snapshot
+from istiolite.api.networking import OutboundMode
+from istiolite.discovery.model import Ident, MeshService, Proxy, Snapshot, scoped_services
 from istiolite.discovery.translate import clusters, endpoints, listeners, routes
 from istiolite.discovery.translate.common import parse_cluster_name
 
@@ -280,7 +281,8 @@ class Generation:
                 listeners.outbound_listener_inputs(snapshot),
             )
         )
-        self._http_services: dict[int, list[MeshService]] = {}
+        self._scopes: dict[tuple[Ident, str], list[MeshService]] = {}
+        self._http_services: dict[tuple[Ident, str, int], list[MeshService]] = {}
         # Responses some stream is still sending, so streams alike share one object and body;
         # `kept` holds the ones built ahead of publishing until the streams have taken them.
         self._responses: weakref.WeakValueDictionary[ResponseKey, Response]
@@ -297,9 +299,14 @@ class Generation:
         """
         ns, services = proxy.namespace, self.services
         workload = (ns, proxy.labels, proxy.ips)
+        # Outbound config is shared by the proxies of a namespace under the same Sidecar.
+        scope = Ident(self.snapshot.sidecar(proxy))
         keys: ResponseKey = ()
         if type_url == CLUSTER:
-            keys = ((("cds", ns), (services, self.rules)), (("cds-in", workload), (services,)))
+            keys = (
+                (("cds", ns, scope), (services, self.rules)),
+                (("cds-in", workload), (services,)),
+            )
         elif type_url == ENDPOINT:
             # The names are an input, not the group: a new subscription (a cluster added)
             # patches the namespace's last assembly instead of starting one.
@@ -307,14 +314,14 @@ class Generation:
         elif type_url == LISTENER:
             labels = self.snapshot.caller_labels(proxy)
             keys = (
-                (("lds", ns, labels), (services, self.tcp_routes)),
+                (("lds", ns, scope, labels), (services, self.tcp_routes)),
                 (("lds-in", workload), (services,)),
             )
         elif type_url == ROUTE:
             labels = self.snapshot.caller_labels(proxy)
             fingerprints = (services, self.rules, self.routes)
             keys = tuple(
-                (("rds", ns, labels, int(name)), fingerprints)
+                (("rds", ns, scope, labels, int(name)), fingerprints)
                 for name in sorted(names)
                 if name.isdigit()
             )
@@ -411,7 +418,7 @@ class Generation:
                 CLUSTER,
             )
 
-        hosts = ((h, h) for h in snap.services)
+        hosts = ((s.hostname, s.hostname) for s in self._scoped(proxy))
         pieces = self._assemble(group, hosts, build, routes=False)
         return Part.of([static, *pieces])
 
@@ -443,7 +450,7 @@ class Generation:
     def _route_config(self, group: ProxyGroup, proxy: Proxy, names: frozenset[str]) -> Part:
         """One RouteConfiguration (named by its port) of virtual hosts, most kept as they were."""
         snap, port = self.snapshot, int(str(group[-1]))
-        services = self._http_services_on(port)
+        services = self._http_services_on(port, proxy)
         if not services:
             return Part.of([])  # no such route config
 
@@ -461,13 +468,23 @@ class Generation:
             self.number,
             lambda: Piece.of(routes.route_config_shell(port).SerializeToString()),
         )
-        pieces = [shell, *self._assemble(group, hosts, build, routes=True), _ALLOW_ANY]
+        fallback = _FALLBACK_HOSTS[snap.outbound_mode(proxy)]
+        pieces = [shell, *self._assemble(group, hosts, build, routes=True), fallback]
         return Part.of(pieces, resource_chunks(ROUTE, [p.data for p in pieces]))
 
-    def _http_services_on(self, port: int) -> list[MeshService]:
-        if port not in self._http_services:
-            self._http_services[port] = routes.http_services(self.snapshot, port)
-        return self._http_services[port]
+    def _scoped(self, proxy: Proxy) -> list[MeshService]:
+        """The services a proxy calls, listed once per Sidecar and namespace in a generation."""
+        sidecar = self.snapshot.sidecar(proxy)
+        key = (Ident(sidecar), proxy.namespace)
+        if key not in self._scopes:
+            self._scopes[key] = scoped_services(self.snapshot, sidecar, proxy.namespace)
+        return self._scopes[key]
+
+    def _http_services_on(self, port: int, proxy: Proxy) -> list[MeshService]:
+        key = (Ident(self.snapshot.sidecar(proxy)), proxy.namespace, port)
+        if key not in self._http_services:
+            self._http_services[key] = routes.http_services(self._scoped(proxy), port)
+        return self._http_services[key]
 
 
 # How each kind of part is built (functions, not bound methods: no cycle through Generation).
@@ -572,7 +589,10 @@ def _assignments(snap: Snapshot, ns: str, name: str) -> list[Message]:
     return [found] if found is not None else []
 
 
-_ALLOW_ANY = Piece.of(field(_VIRTUAL_HOSTS_FIELD, routes.ALLOW_ANY.SerializeToString()))
+_FALLBACK_HOSTS = {
+    mode: Piece.of(field(_VIRTUAL_HOSTS_FIELD, routes.fallback_host(mode).SerializeToString()))
+    for mode in OutboundMode
+}
 
 
 def _virtual_host(snap: Snapshot, proxy: Proxy, service: MeshService, port: int) -> bytes:

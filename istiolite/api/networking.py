@@ -1,4 +1,4 @@
-"""Istio's networking.istio.io/v1 VirtualService, DestinationRule and WorkloadEntry.
+"""Istio's networking.istio.io/v1 VirtualService, DestinationRule, WorkloadEntry and Sidecar.
 
 Field names and meanings are Istio's, so Istio YAML for the supported subset works unchanged.
 Fields istiolite does not implement are listed in each class's UNSUPPORTED map and rejected with
@@ -663,3 +663,72 @@ class WorkloadEntrySpec:
     locality: str | None = None
     weight: NonNegativeInt | None = None
     service_account: str | None = None
+
+
+# --- Sidecar ----------------------------------------------------------------------------------
+
+
+def egress_host(value: str) -> str | None:
+    """`namespace/dnsName`: which services of which namespaces a Sidecar's proxies see.
+
+    The namespace is a name, `.` (the proxy's own), `*` (any) or `~` (none); the name is a
+    full host name, `*` or a `*.` wildcard prefix.
+    """
+    namespace, slash, name = value.partition("/")
+    example = "'./*', 'istio-system/*' or '*/reviews.default.svc.cluster.local'"
+    if not slash:
+        return f"must be namespace/dnsName such as {example}, got {value!r}"
+    if namespace not in (".", "*", "~") and checks.dns_label(namespace):
+        return f"the namespace must be '.', '*', '~' or a namespace name, got {namespace!r}"
+    if name != "*" and checks.host_pattern(name):
+        return f"the name must be '*', '*.suffix' or a host name, got {name!r} (in {value!r})"
+    return None
+
+
+@model
+class WorkloadSelector:
+    labels: FrozenDict[str, str] = FrozenDict()
+
+
+@model
+class IstioEgressListener:
+    hosts: tuple[Annotated[str, egress_host], ...]
+
+    UNSUPPORTED: ClassVar[Mapping[str, str]] = {
+        "port": "port-specific egress listeners",
+        "bind": "binding egress listeners to an address",
+        "captureMode": "per-listener capture modes",
+    }
+
+    def check(self) -> Problems:
+        if not self.hosts:
+            yield ("hosts",), "must list at least one namespace/dnsName"
+
+
+class OutboundMode(enum.StrEnum):
+    ALLOW_ANY = "ALLOW_ANY"
+    REGISTRY_ONLY = "REGISTRY_ONLY"
+
+
+@model
+class OutboundTrafficPolicy:
+    mode: OutboundMode = OutboundMode.ALLOW_ANY
+
+    UNSUPPORTED: ClassVar[Mapping[str, str]] = {"egressProxy": "egress proxies"}
+
+
+@model
+class SidecarSpec:
+    workload_selector: WorkloadSelector | None = None
+    egress: tuple[IstioEgressListener, ...] = ()
+    outbound_traffic_policy: OutboundTrafficPolicy | None = None
+
+    UNSUPPORTED: ClassVar[Mapping[str, str]] = {
+        "ingress": "inbound listener settings",
+        "inboundConnectionPool": "inbound connection pools",
+    }
+
+    def check(self) -> Problems:
+        if len(self.egress) > 1:
+            # Istio needs a port on every egress listener but one; istiolite has no ports here.
+            yield ("egress",), "istiolite supports one egress listener (without a port)"

@@ -1,6 +1,6 @@
 """Whole resources as they arrive from YAML files or the Kubernetes API, as typed models.
 
-Istio's resources (VirtualService, DestinationRule, WorkloadEntry) are validated strictly:
+Istio's resources (VirtualService, DestinationRule, WorkloadEntry, Sidecar) are validated strictly:
 users write them by hand. Kubernetes' own objects (Service, EndpointSlice, Pod) were already
 validated by the API server, so only the fields the mesh needs are read, and the rest is
 dropped here at the edge, never carried inward.
@@ -18,7 +18,12 @@ import yaml
 from istiolite.api import checks
 from istiolite.api.decode import INVALID, Decoder, FrozenDict, describe, model
 from istiolite.api.errors import FieldError, Path, ValidationError
-from istiolite.api.networking import DestinationRuleSpec, VirtualServiceSpec, WorkloadEntrySpec
+from istiolite.api.networking import (
+    DestinationRuleSpec,
+    SidecarSpec,
+    VirtualServiceSpec,
+    WorkloadEntrySpec,
+)
 
 T = TypeVar("T")
 
@@ -62,6 +67,13 @@ class WorkloadEntry:
     KIND: ClassVar[str] = "WorkloadEntry"
     meta: ObjectMeta
     spec: WorkloadEntrySpec
+
+
+@model
+class Sidecar:
+    KIND: ClassVar[str] = "Sidecar"
+    meta: ObjectMeta
+    spec: SidecarSpec
 
 
 class Protocol(enum.StrEnum):
@@ -179,7 +191,16 @@ class Other:
         return self.kind
 
 
-Resource = VirtualService | DestinationRule | WorkloadEntry | Service | EndpointSlice | Pod | Other
+Resource = (
+    VirtualService
+    | DestinationRule
+    | WorkloadEntry
+    | Sidecar
+    | Service
+    | EndpointSlice
+    | Pod
+    | Other
+)
 
 
 class _View:
@@ -241,6 +262,8 @@ def _istio(kind: str, doc: _View, meta: ObjectMeta) -> Resource:
         return VirtualService(meta=meta, spec=doc.d.decode_object(VirtualServiceSpec, raw, at))
     if kind == "DestinationRule":
         return DestinationRule(meta=meta, spec=doc.d.decode_object(DestinationRuleSpec, raw, at))
+    if kind == "Sidecar":
+        return Sidecar(meta=meta, spec=doc.d.decode_object(SidecarSpec, raw, at))
     return WorkloadEntry(meta=meta, spec=doc.d.decode_object(WorkloadEntrySpec, raw, at))
 
 
@@ -327,7 +350,7 @@ _KUBE_KINDS: dict[tuple[str, str], Callable[[_View, ObjectMeta], Resource]] = {
     ("discovery.k8s.io/v1", "EndpointSlice"): _endpoint_slice,
     ("v1", "Pod"): _pod,
 }
-_ISTIO_KINDS = ("VirtualService", "DestinationRule", "WorkloadEntry")
+_ISTIO_KINDS = ("VirtualService", "DestinationRule", "WorkloadEntry", "Sidecar")
 
 
 def describe_resource(doc: Any) -> str:

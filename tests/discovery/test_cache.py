@@ -190,7 +190,7 @@ def names_for(snapshot: Snapshot, proxy: Proxy, type_url: str) -> frozenset[str]
             c.name for c in build_clusters(snapshot, proxy) if c.HasField("eds_cluster_config")
         )
     if type_url == ROUTE:
-        return frozenset(str(p) for p in http_ports(snapshot))
+        return frozenset(str(p) for p in http_ports(snapshot.services.values()))
     return frozenset()
 
 
@@ -411,3 +411,67 @@ def test_unchanged_version_returns_no_body(mesh: Mesh) -> None:
         version,
         None,
     )
+
+
+# --- Sidecars -----------------------------------------------------------------------------------
+
+SIDECARS = (HERE / "testdata" / "sidecars.yaml").read_text()
+# Edits of the mesh under Sidecars, each after the one before (see testdata/sidecars.yaml).
+SIDECAR_EDITS: list[tuple[str, Callable[[str], str]]] = [
+    ("Sidecars added", append(SIDECARS)),
+    (
+        "a Sidecar's hosts",
+        replace(('["./ratings.', '["./reviews.default.svc.cluster.local", "./ratings.')),
+    ),
+    ("a Sidecar's outbound mode", replace(("{mode: REGISTRY_ONLY}", "{mode: ALLOW_ANY}"))),
+    ("a VirtualService's weights", EDITS["a VirtualService's weights"]),
+    ("a Sidecar's selector", replace(("{labels: {app: reviews}}", "{labels: {app: ratings}}"))),
+    ("the root namespace's Sidecar removed", remove("name: default, namespace: istio-system")),
+]
+
+
+def test_sidecar_edits_in_a_row_serve_what_translation_builds(mesh: Mesh) -> None:
+    parts, text = PartCache(), BASE
+    generation = Generation(mesh.snapshot(), 1, parts)
+    serve(generation)
+    for number, (edit, change) in enumerate(SIDECAR_EDITS, start=2):
+        text = change(text)
+        mesh.write(text)
+        generation = Generation(
+            mesh.snapshot(previous=generation.snapshot), number, parts, generation
+        )
+        parts.sweep(number)
+        try:
+            assert_fresh(generation)
+        except AssertionError as e:
+            e.add_note(f"after: {edit}")
+            raise
+        serve(generation)
+
+
+def test_a_route_edit_outside_a_proxys_sidecar_leaves_its_config_alone(tmp_path: Path) -> None:
+    """reviews' Sidecar shows it ratings only: an edit of reviews' own routes is not its concern."""
+    text = append(SIDECARS)(BASE)
+    mesh = Mesh(tmp_path, text)
+    parts = PartCache()
+    first = Generation(mesh.snapshot(), 1, parts)
+    before = versions(first)
+    mesh.write(EDITS["a VirtualService's weights"](text))
+    second = Generation(mesh.snapshot(previous=first.snapshot), 2, parts, first)
+    after = versions(second)
+    assert after["reviews-v1", ROUTE] == before["reviews-v1", ROUTE]
+    assert after["productpage", ROUTE] != before["productpage", ROUTE]  # it calls reviews
+
+
+def test_a_sidecar_scopes_its_proxies_and_no_others(tmp_path: Path) -> None:
+    mesh = Mesh(tmp_path, append(SIDECARS)(BASE))
+    generation = Generation(mesh.snapshot(), 1)
+
+    def hosts(case: str) -> set[str]:
+        _, resources = served(generation, CLUSTER, PROXIES[case])
+        return {c.name.rsplit("|", 1)[-1] for c in resources if c.name.startswith("outbound|")}
+
+    assert hosts("reviews-v1") == {"ratings.default.svc.cluster.local"}
+    assert hosts("mysql-client-in-db") == {"mysql.db.svc.cluster.local"}  # the root default
+    assert "reviews.default.svc.cluster.local" in hosts("productpage")  # ./* of default
+    assert "mysql.db.svc.cluster.local" not in hosts("productpage")

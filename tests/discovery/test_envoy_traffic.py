@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -344,3 +344,38 @@ def test_fault_delay_adds_the_configured_delay(mesh: Mesh) -> None:
     median = sorted(r.seconds for r in delayed)[5]
     assert min(r.seconds for r in delayed) >= 0.29, [r.seconds for r in delayed]
     assert 0.295 <= median < 0.3 + baseline + 0.2, median
+
+
+def _has_cluster(mesh: Mesh, host: str) -> bool:
+    dump = mesh.envoy.admin("/config_dump?resource=dynamic_active_clusters").text
+    return f"outbound|9080||{host}" in dump
+
+
+def _wait_for(what: str, condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 15
+    while not condition():
+        assert time.monotonic() < deadline, f"Envoy never got {what}"
+        time.sleep(0.05)
+
+
+def test_a_registry_only_sidecar_serves_what_it_lists_and_blocks_the_rest(mesh: Mesh) -> None:
+    """The client's Sidecar lists ratings only: reviews is outside its mesh, so refused (502)."""
+    plain = "  - name: plain\n    route: [{destination: {host: ratings}}]\n"
+    mesh.route("plain", ratings_vs(plain))
+    reviews = "reviews.default.svc.cluster.local"
+    path = mesh.config_dir / "sidecar.yaml"
+    path.write_text(
+        "apiVersion: networking.istio.io/v1\nkind: Sidecar\n"
+        "metadata: {name: default, namespace: default}\nspec:\n"
+        '  egress: [{hosts: ["./ratings.default.svc.cluster.local"]}]\n'
+        "  outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n"
+    )
+    try:
+        _wait_for("the Sidecar's scope", lambda: not _has_cluster(mesh, reviews))
+        assert _has_cluster(mesh, "ratings.default.svc.cluster.local")
+        assert {r.status for r in mesh.call(RATINGS_VIP, "ratings", 20)} == {200}
+        assert {r.status for r in mesh.call(REVIEWS_VIP, "reviews", 20)} == {502}
+    finally:
+        path.unlink()
+    _wait_for("reviews back", lambda: _has_cluster(mesh, reviews))
+    assert {r.status for r in mesh.call(REVIEWS_VIP, "reviews", 20)} == {200}

@@ -21,8 +21,10 @@ HERE = Path(__file__).parent
 GOLDEN = HERE.parent / "golden" / "discovery"
 
 
-def load_mesh(name: str) -> Snapshot:
-    parsed = parse_yaml((HERE / "testdata" / name).read_text(), source=name)
+def load_mesh(*names: str) -> Snapshot:
+    parsed = [
+        p for name in names for p in parse_yaml((HERE / "testdata" / name).read_text(), source=name)
+    ]
     errors = [p.error for p in parsed if p.error]
     assert not errors, errors
     return build_snapshot([p.resource for p in parsed if p.resource])
@@ -49,10 +51,28 @@ CASES = {
 }
 
 
+# The same mesh under Sidecars (testdata/sidecars.yaml): reviews sees only ratings and blocks
+# the rest (REGISTRY_ONLY); the client in `db` gets the root namespace's default, its own
+# namespace only.
+SCOPED = {
+    "scoped-reviews-v1": CASES["reviews-v1"],
+    "scoped-mysql-client-in-db": CASES["mysql-client-in-db"],
+}
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_translation_matches_golden(case: str) -> None:
-    got = translate(load_mesh("mesh.yaml"), CASES[case])
-    path = GOLDEN / f"mesh-{case}.json"
+    check_golden(f"mesh-{case}.json", translate(load_mesh("mesh.yaml"), CASES[case]))
+
+
+@pytest.mark.parametrize("case", sorted(SCOPED))
+def test_scoped_translation_matches_golden(case: str) -> None:
+    got = translate(load_mesh("mesh.yaml", "sidecars.yaml"), SCOPED[case])
+    check_golden(f"mesh-{case}.json", got)
+
+
+def check_golden(name: str, got: dict[str, Any]) -> None:
+    path = GOLDEN / name
     text = json.dumps(got, indent=1, sort_keys=True) + "\n"
     if os.environ.get("REFRESH_GOLDEN"):
         path.write_text(text)

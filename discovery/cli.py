@@ -36,6 +36,7 @@ def main() -> None:
     "--webhook-key", type=click.Path(path_type=Path, dir_okay=False), **describe("webhook_key")
 )
 @click.option("--domain-suffix", **describe("domain_suffix"))
+@click.option("--root-namespace", **describe("root_namespace"))
 @click.option("--proxy-image", **describe("proxy_image"))
 @click.option(
     "--proxy-image-pull-policy",

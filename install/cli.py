@@ -94,13 +94,13 @@ def install(
 @click.option(
     "--purge",
     is_flag=True,
-    help="Also delete the CRDs, and with them every VirtualService and DestinationRule "
+    help="Also delete the CRDs, and with them every VirtualService, DestinationRule and Sidecar "
     "in the cluster.",
 )
 def uninstall(kubeconfig: Path | None, purge: bool) -> None:
-    """Delete what install created. Keeps the CRDs (and so the users' VirtualServices and
-    DestinationRules) unless --purge, and the istio-system namespace, which may hold other
-    things: `kubectl delete namespace istio-system` removes it."""
+    """Delete what install created. Keeps the CRDs (and so the users' VirtualServices,
+    DestinationRules and Sidecars) unless --purge, and the istio-system namespace, which may hold
+    other things: `kubectl delete namespace istio-system` removes it."""
     with _cluster(kubeconfig) as cluster:
         installer.uninstall(cluster, echo=click.echo, purge=purge)
 

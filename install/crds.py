@@ -1,4 +1,5 @@
-"""CustomResourceDefinitions for Istio's VirtualService and DestinationRule, from the API model.
+"""CustomResourceDefinitions for Istio's VirtualService, DestinationRule and Sidecar, from the API
+model.
 
 The schema of each CRD is derived from the typed models in `istiolite.api.networking`, so the
 API server and istiolite agree on field names and types without a second, hand-kept copy.
@@ -31,7 +32,7 @@ from typing import Any
 import yaml
 
 from istiolite.api.decode import FrozenDict, camel
-from istiolite.api.networking import DestinationRuleSpec, VirtualServiceSpec
+from istiolite.api.networking import DestinationRuleSpec, SidecarSpec, VirtualServiceSpec
 from istiolite.api.resources import ISTIO_GROUP, ISTIO_VERSIONS
 
 Schema = dict[str, Any]
@@ -74,6 +75,13 @@ KINDS = (
         short_names=("dr",),
         spec=DestinationRuleSpec,
         columns=(("Host", "string", ".spec.host"),),
+    ),
+    Kind(
+        kind="Sidecar",
+        plural="sidecars",
+        short_names=(),
+        spec=SidecarSpec,
+        columns=(),
     ),
 )
 
@@ -137,7 +145,8 @@ def crd(kind: Kind) -> dict[str, Any]:
                 "listKind": f"{kind.kind}List",
                 "plural": kind.plural,
                 "singular": kind.kind.lower(),
-                "shortNames": list(kind.short_names),
+                # Istio gives Sidecar none; an empty list would only be noise in the manifest.
+                **({"shortNames": list(kind.short_names)} if kind.short_names else {}),
                 "categories": ["istio-io", "networking-istio-io"],
             },
             # Istio serves the same schema under every version; objects convert by relabelling.

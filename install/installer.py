@@ -7,8 +7,8 @@ the webhook configuration last, so it never calls an istiod that is not there ye
 
 Uninstall goes the other way round: the webhook first, so that no pod creation waits on (and,
 with failurePolicy Fail, is refused by) an istiod that is being deleted. It leaves two things:
-- the CRDs, unless `purge`: deleting a CRD deletes every VirtualService and DestinationRule
-  in the cluster, which is the users' configuration, not the installer's;
+- the CRDs, unless `purge`: deleting a CRD deletes every VirtualService, DestinationRule and
+  Sidecar in the cluster, which is the users' configuration, not the installer's;
 - the `istio-system` Namespace, as `istioctl uninstall` does: it may hold things users put
   there, and `kubectl delete namespace istio-system` is one command away.
 """

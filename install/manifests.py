@@ -44,7 +44,7 @@ CERT_DIR = "/etc/istiod/webhook"
 RULES: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("", ("namespaces", "nodes", "pods", "services"), ("list", "watch")),
     ("discovery.k8s.io", ("endpointslices",), ("list", "watch")),
-    ("networking.istio.io", ("destinationrules", "virtualservices"), ("list", "watch")),
+    ("networking.istio.io", ("destinationrules", "sidecars", "virtualservices"), ("list", "watch")),
     ("", ("events",), ("create",)),
 )
 

@@ -62,6 +62,7 @@ KINDS = (
     Kind("Namespace", (Namespace,), namespaced=False),
     _istio("VirtualService", "virtualservices"),
     _istio("DestinationRule", "destinationrules"),
+    _istio("Sidecar", "sidecars"),
 )
 
 

@@ -6,8 +6,8 @@ objects that fail validation into a log line and a Kubernetes Event on the objec
 object's last good version stays in force.
 
 The permissions this needs (for the installer's ClusterRole): list and watch `services`,
-`pods`, `nodes`, `namespaces` (core), `endpointslices` (discovery.k8s.io), `virtualservices`
-and `destinationrules` (networking.istio.io); create `events` (core).
+`pods`, `nodes`, `namespaces` (core), `endpointslices` (discovery.k8s.io), `virtualservices`,
+`destinationrules` and `sidecars` (networking.istio.io); create `events` (core).
 """
 
 from __future__ import annotations

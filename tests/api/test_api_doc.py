@@ -8,7 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from istiolite.api.decode import Decoder
-from istiolite.api.networking import DestinationRuleSpec, VirtualServiceSpec, WorkloadEntrySpec
+from istiolite.api.networking import (
+    DestinationRuleSpec,
+    SidecarSpec,
+    VirtualServiceSpec,
+    WorkloadEntrySpec,
+)
 
 DOC = (Path(__file__).parent.parent.parent / "docs" / "api.md").read_text()
 
@@ -30,7 +35,7 @@ def _models(root: type) -> set[type]:
 
 def test_every_accepted_and_rejected_field_is_documented() -> None:
     missing = set()
-    for root in (VirtualServiceSpec, DestinationRuleSpec, WorkloadEntrySpec):
+    for root in (VirtualServiceSpec, DestinationRuleSpec, WorkloadEntrySpec, SidecarSpec):
         for model in _models(root):
             keys = [f.key for f in Decoder._fields(model)] + list(getattr(model, "UNSUPPORTED", {}))
             missing |= {

@@ -12,18 +12,20 @@ from hypothesis import strategies as st
 
 from istiolite.api import ValidationError, parse_resource, parse_yaml
 from istiolite.api.decode import Decoder
-from istiolite.api.networking import DestinationRuleSpec, VirtualServiceSpec
+from istiolite.api.networking import DestinationRuleSpec, SidecarSpec, VirtualServiceSpec
 
+TESTDATA = Path(__file__).parent / "testdata"
 BASES = [
     d
-    for d in yaml.safe_load_all((Path(__file__).parent / "testdata" / "bookinfo.yaml").read_text())
-    if d["kind"] in ("VirtualService", "DestinationRule", "Service")
+    for name in ("bookinfo.yaml", "sidecar.yaml")
+    for d in yaml.safe_load_all((TESTDATA / name).read_text())
+    if d["kind"] in ("VirtualService", "DestinationRule", "Sidecar", "Service")
 ]
 
 
 def _field_names() -> list[str]:
     names: set[str] = set()
-    for cls in (VirtualServiceSpec, DestinationRuleSpec):
+    for cls in (VirtualServiceSpec, DestinationRuleSpec, SidecarSpec):
         stack: list[Any] = [cls]
         seen: set[Any] = set()
         while stack:
@@ -115,7 +117,7 @@ def test_mutated_resources_fail_only_with_validation_errors(doc: Any) -> None:
 
 
 @settings(max_examples=2_000, deadline=None, suppress_health_check=list(HealthCheck))
-@given(st.sampled_from(["VirtualService", "DestinationRule", "WorkloadEntry"]), VALUES)
+@given(st.sampled_from(["VirtualService", "DestinationRule", "WorkloadEntry", "Sidecar"]), VALUES)
 def test_arbitrary_specs_fail_only_with_validation_errors(kind: str, spec: Any) -> None:
     _parse(
         {

@@ -22,6 +22,7 @@ def test_dry_run_prints_applicable_yaml_and_needs_no_cluster(
         "Namespace",
         "CustomResourceDefinition",
         "CustomResourceDefinition",
+        "CustomResourceDefinition",
         "ServiceAccount",
         "ClusterRole",
         "ClusterRoleBinding",

@@ -61,8 +61,14 @@ def test_rendered_manifests_match_golden(case: str) -> None:
 
 def test_the_crds_are_the_shipped_ones_applied_right_after_the_namespace() -> None:
     objects = render(from_sets([]), CERTS)
-    assert [o["kind"] for o in objects[:3]] == ["Namespace", *["CustomResourceDefinition"] * 2]
-    assert objects[1:3] == crds.load()
+    shipped = crds.load()
+    assert [c["metadata"]["name"] for c in shipped] == [
+        "virtualservices.networking.istio.io",
+        "destinationrules.networking.istio.io",
+        "sidecars.networking.istio.io",
+    ]
+    assert [o["kind"] for o in objects[:4]] == ["Namespace", *["CustomResourceDefinition"] * 3]
+    assert objects[1:4] == shipped
     assert objects[-1]["kind"] == "MutatingWebhookConfiguration"  # last: istiod exists by then
 
 
@@ -77,7 +83,8 @@ def test_the_cluster_role_grants_exactly_what_the_kube_registry_uses() -> None:
     }
     watched = {("", r) for r in ("services", "pods", "nodes", "namespaces")}
     watched |= {("discovery.k8s.io", "endpointslices")}
-    watched |= {("networking.istio.io", r) for r in ("virtualservices", "destinationrules")}
+    istio = ("virtualservices", "destinationrules", "sidecars")
+    watched |= {("networking.istio.io", r) for r in istio}
     expected = {(g, r, v) for g, r in watched for v in ("list", "watch")}
     assert granted == expected | {("", "events", "create")}
 

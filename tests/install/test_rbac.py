@@ -26,7 +26,7 @@ from tests.install.support import admin, run, token_kubeconfig
 pytestmark = pytest.mark.kube
 
 # Registered, so that lightkube can build the Istio kinds from dicts.
-for _kind in ("VirtualService", "DestinationRule"):
+for _kind in ("VirtualService", "DestinationRule", "Sidecar"):
     create_namespaced_resource("networking.istio.io", "v1", _kind, f"{_kind.lower()}s")
 
 GRANTED = [
@@ -43,6 +43,7 @@ DENIED = [
     ("", "secrets", "get", manifests.NAMESPACE),  # the kubelet mounts its own; istiod reads none
     ("", "configmaps", "list", None),
     ("networking.istio.io", "virtualservices", "update", "default"),
+    ("networking.istio.io", "sidecars", "create", "default"),
     ("discovery.k8s.io", "endpointslices", "create", "default"),
     ("admissionregistration.k8s.io", "mutatingwebhookconfigurations", "patch", None),
 ]
@@ -99,7 +100,15 @@ def test_pilot_discovery_runs_on_istiods_identity(
     discovery = Discovery(None, tmp_path, extra_args=[f"--kubeconfig={istiod_kubeconfig}"])
     discovery.start()
     try:
-        wanted = {"Namespace", "Node", "Pod", "Service", "EndpointSlice", "VirtualService"}
+        wanted = {
+            "Namespace",
+            "Node",
+            "Pod",
+            "Service",
+            "EndpointSlice",
+            "VirtualService",
+            "Sidecar",
+        }
         deadline = time.monotonic() + 30
         while not wanted <= set(counts := discovery.get("/debug/configz").json()["resources"]):
             assert time.monotonic() < deadline, f"discovery sees only {counts}"
@@ -146,6 +155,12 @@ def objects(namespace: str) -> list[dict[str, Any]]:
             "kind": "VirtualService",
             "metadata": {"name": "app", **meta},
             "spec": {"hosts": ["app"], "http": [{"route": [{"destination": {"host": "app"}}]}]},
+        },
+        {
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "Sidecar",
+            "metadata": {"name": "default", **meta},
+            "spec": {"egress": [{"hosts": ["./*", "istio-system/*"]}]},
         },
         {
             "apiVersion": "networking.istio.io/v1",

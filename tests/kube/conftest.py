@@ -40,6 +40,7 @@ async def kube(kubeconfig: KubeConfig) -> AsyncIterator[AsyncClient]:
 
 @pytest.fixture(scope="session")
 def istio_crds(kube_control_plane: ControlPlane) -> ControlPlane:
-    """The session's control plane with istiolite's VirtualService and DestinationRule CRDs."""
+    """The session's control plane with istiolite's CRDs (VirtualService, DestinationRule,
+    Sidecar), installed from the shipped manifests."""
     install_crds(kube_control_plane.kubeconfig)
     return kube_control_plane

@@ -14,9 +14,10 @@ from lightkube.models.core_v1 import Container, PodSpec
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Pod, Service
 
-from istiolite.api import DestinationRule, EndpointSlice, Other, VirtualService
+from istiolite.api import DestinationRule, EndpointSlice, Other, Sidecar, VirtualService
 from istiolite.api import Pod as MeshPod
 from istiolite.api import Service as MeshService
+from istiolite.api.networking import OutboundMode
 from istiolite.discovery.kube import KubeRegistry
 from istiolite.discovery.kube import source as source_module
 from istiolite.discovery.kube.kinds import KINDS, Kind
@@ -101,6 +102,25 @@ async def test_objects_become_typed_resources_and_deletes_remove_them(
 
     await kube.delete(Service, "reviews", namespace=ns)
     await eventually(lambda: running.find(MeshService, ns, "reviews") is None, what="the delete")
+
+
+async def test_a_sidecar_becomes_a_typed_sidecar(running: Running, kube: AsyncClient) -> None:
+    ns = await new_namespace(kube)
+    body: dict[str, Any] = {
+        "metadata": {"name": "reviews", "namespace": ns},
+        "spec": {
+            "workloadSelector": {"labels": {"app": "reviews"}},
+            "egress": [{"hosts": ["./*", "istio-system/*"]}],
+            "outboundTrafficPolicy": {"mode": "REGISTRY_ONLY"},
+        },
+    }
+    await kube.create(istio_resource("Sidecar", "v1beta1")(**body))
+
+    sidecar = await eventually(lambda: running.find(Sidecar, ns, "reviews"), what="the Sidecar")
+    assert sidecar.spec.workload_selector.labels == {"app": "reviews"}
+    assert [e.hosts for e in sidecar.spec.egress] == [("./*", "istio-system/*")]
+    assert sidecar.spec.outbound_traffic_policy.mode is OutboundMode.REGISTRY_ONLY
+    assert not [key for key in running.registry.errors() if ns in key]
 
 
 async def test_a_status_only_update_is_not_a_change(running: Running, kube: AsyncClient) -> None:

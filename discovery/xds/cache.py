@@ -281,8 +281,12 @@ class Generation:
                 listeners.outbound_listener_inputs(snapshot),
             )
         )
-        self._scopes: dict[tuple[Ident, str], list[MeshService]] = {}
-        self._http_services: dict[tuple[Ident, str, int], list[MeshService]] = {}
+        # Service lists per scope (and port) depend on the services alone, the Sidecar being in
+        # the key: a routing edit keeps the previous generation's.
+        self._scopes: dict[Hashable, list[MeshService]] = {}
+        self._http_services: dict[tuple[Hashable, int], list[MeshService]] = {}
+        if previous is not None and before is not None and before.services is snapshot.services:
+            self._scopes, self._http_services = previous._scopes, previous._http_services
         # Responses some stream is still sending, so streams alike share one object and body;
         # `kept` holds the ones built ahead of publishing until the streams have taken them.
         self._responses: weakref.WeakValueDictionary[ResponseKey, Response]
@@ -472,19 +476,34 @@ class Generation:
         pieces = [shell, *self._assemble(group, hosts, build, routes=True), fallback]
         return Part.of(pieces, resource_chunks(ROUTE, [p.data for p in pieces]))
 
-    def _scoped(self, proxy: Proxy) -> list[MeshService]:
-        """The services a proxy calls, listed once per Sidecar and namespace in a generation."""
+    def _scope(self, proxy: Proxy) -> tuple[Hashable, list[MeshService]]:
+        """The services a proxy calls, and a key for that list (None: every service).
+
+        Listed once per Sidecar and namespace in a generation; proxies without a scoping
+        Sidecar share one list, whatever their namespace.
+        """
         sidecar = self.snapshot.sidecar(proxy)
-        key = (Ident(sidecar), proxy.namespace)
+        key = (
+            None
+            if sidecar is None or not sidecar.spec.egress
+            else (Ident(sidecar), proxy.namespace)
+        )
         if key not in self._scopes:
             self._scopes[key] = scoped_services(self.snapshot, sidecar, proxy.namespace)
-        return self._scopes[key]
+        return key, self._scopes[key]
+
+    def _scoped(self, proxy: Proxy) -> list[MeshService]:
+        return self._scope(proxy)[1]
 
     def _http_services_on(self, port: int, proxy: Proxy) -> list[MeshService]:
-        key = (Ident(self.snapshot.sidecar(proxy)), proxy.namespace, port)
-        if key not in self._http_services:
-            self._http_services[key] = routes.http_services(self._scoped(proxy), port)
-        return self._http_services[key]
+        scope, services = self._scope(proxy)
+        cache = self._http_services
+        if (None, port) not in cache:
+            cache[None, port] = routes.http_services(self.snapshot.services.values(), port)
+        if (scope, port) not in cache:  # the port's list filtered: cheaper than asking services
+            names = {s.hostname for s in services}
+            cache[scope, port] = [s for s in cache[None, port] if s.hostname in names]
+        return cache[scope, port]
 
 
 # How each kind of part is built (functions, not bound methods: no cycle through Generation).

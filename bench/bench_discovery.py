@@ -8,6 +8,9 @@ processes on the same configuration, the proxies spread across them (as istiod s
 `BENCH_SIDECARS=1` adds Istio's recommended mesh-wide default, a Sidecar in istio-system with
 egress `./*` and `istio-system/*`: each proxy then holds its own namespace's services (100 of
 1,000), and an edit is pushed to the proxies of the edited service's namespace only.
+`BENCH_EDIT=endpoints` changes one endpoint's weight per round instead of a VirtualService:
+convergence is then to each simulated proxy's new EDS (the Envoys are not timed: Envoy keeps no
+per-cluster update stamp once per-cluster stats are off).
 `BENCH_ENVOYS_PAUSED=1` stops the Envoys (SIGSTOP) once they are in sync: discovery still
 writes to their streams, but their own work on each change no longer shares the machine, which
 tells the cost of discovery and the simulated proxies apart from the Envoys'.
@@ -47,6 +50,8 @@ ENVOYS = int(os.environ.get("BENCH_ENVOYS", "3"))
 REPLICAS = int(os.environ.get("BENCH_REPLICAS", "1"))
 ENVOYS_PAUSED = os.environ.get("BENCH_ENVOYS_PAUSED") == "1"
 SIDECARS = os.environ.get("BENCH_SIDECARS") == "1"
+ENDPOINT_EDITS = os.environ.get("BENCH_EDIT", "routes") == "endpoints"
+EDITED_TYPE = "EDS" if ENDPOINT_EDITS else "RDS"
 ROOT_SIDECAR = """apiVersion: networking.istio.io/v1
 kind: Sidecar
 metadata: {name: default, namespace: istio-system}
@@ -160,6 +165,7 @@ class Mesh:
     def __init__(self, config: Path) -> None:
         self.config = config
         self.weights = dict.fromkeys(range(SERVICES), 90)
+        self.endpoint_weights = dict.fromkeys(range(SERVICES), 1)
         for c in range((SERVICES + PER_FILE - 1) // PER_FILE):
             self.write_chunk(c)
         if SIDECARS:
@@ -168,15 +174,19 @@ class Mesh:
     def write_chunk(self, c: int) -> None:
         last = min(SERVICES, (c + 1) * PER_FILE)
         text = "---\n".join(
-            service_yaml(i, weight=self.weights[i]) for i in range(c * PER_FILE, last)
+            service_yaml(i, weight=self.weights[i], endpoint_weight=self.endpoint_weights[i])
+            for i in range(c * PER_FILE, last)
         )
         tmp = self.config / f".chunk-{c:03d}.tmp"
         tmp.write_text(text)
         tmp.rename(self.config / f"chunk-{c:03d}.yaml")  # atomic, as kubectl-like tools write
 
     def edit(self, service: int) -> None:
-        """Flip one VirtualService's weights (90/10 <-> 50/50)."""
-        self.weights[service] = 50 if self.weights[service] == 90 else 90
+        """Flip one VirtualService's weights (90/10 <-> 50/50), or one endpoint's (1 <-> 2)."""
+        if ENDPOINT_EDITS:
+            self.endpoint_weights[service] = 3 - self.endpoint_weights[service]
+        else:
+            self.weights[service] = 50 if self.weights[service] == 90 else 90
         self.write_chunk(service // PER_FILE)
 
 
@@ -196,9 +206,10 @@ def run_rounds(
     spurious = 0  # pushes to proxies whose Sidecar hides the edited service
     for r in range(ROUNDS):
         edited = (r * 37) % SERVICES
-        everyone = {p: v for p, (v, _) in sims.versions("RDS").items()}
+        everyone = {p: v for p, (v, _) in sims.versions(EDITED_TYPE).items()}
         before = {p: v for p, v in everyone.items() if sees(p, edited)}
-        targets = [e for k, e in enumerate(envoys) if sees(PROXIES + k, edited)]
+        timed = [] if ENDPOINT_EDITS else envoys
+        targets = [e for k, e in enumerate(timed) if sees(PROXIES + k, edited)]
         envoy_before = [route_reloaded(e) for e in targets]
         t0 = time.time()
         mesh.edit(edited)
@@ -206,7 +217,7 @@ def run_rounds(
         envoy_done: dict[int, float] = {}
         envoy_poll = 0.0
         while time.monotonic() < deadline:
-            now = sims.versions("RDS")
+            now = sims.versions(EDITED_TYPE)
             sims_done = all(now[p][0] != before[p] for p in before)
             if sims_done and time.monotonic() >= envoy_poll:
                 envoy_poll = time.monotonic() + ENVOY_POLL
@@ -225,7 +236,7 @@ def run_rounds(
         time.sleep(0.3)
     print(f"first simulated proxy of each round: p50 {1000 * statistics.median(firsts):.0f} ms")
     if SIDECARS:
-        print(f"new routes sent to proxies outside the edited namespace: {spurious}")
+        print(f"new {EDITED_TYPE} sent to proxies outside the edited namespace: {spurious}")
     # Where the machine's time goes per round: on 2 cores, what every process together spends
     # bounds how soon the last proxy can have its config.
     per_round = {
@@ -245,7 +256,7 @@ def report(samples: list[float], envoy_samples: list[float], replicas: list[Disc
         return f"{1000 * percentile(values, p):.0f} ms"
 
     print(
-        f"convergence file edit -> new RDS, {len(samples)} simulated-proxy samples: "
+        f"convergence file edit -> new {EDITED_TYPE}, {len(samples)} simulated-proxy samples: "
         f"p50 {ms(samples, 50)}, p99 {ms(samples, 99)}, max {1000 * max(samples):.0f} ms"
     )
     if envoy_samples:

@@ -5,7 +5,7 @@ from __future__ import annotations
 NAMESPACES = 10
 
 
-def service_yaml(i: int, *, weight: int = 90) -> str:
+def service_yaml(i: int, *, weight: int = 90, endpoint_weight: int = 1) -> str:
     ns = f"ns-{i % NAMESPACES}"
     name = f"svc-{i}"
     third = i * 3
@@ -46,6 +46,7 @@ metadata: {{name: {name}-{k}, namespace: {ns}}}
 spec:
   address: 10.{n // 65536}.{(n // 256) % 256}.{n % 256}
   labels: {{app: {name}, version: v{1 + k % 2}}}"""
+            + (f"\n  weight: {endpoint_weight}" if k == 0 and endpoint_weight != 1 else "")
         )
     return "\n---\n".join(docs) + "\n"
 

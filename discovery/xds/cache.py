@@ -117,12 +117,20 @@ class Part:
 
     version: str
     chunks: tuple[bytes, ...]
+    # Each resource's piece by name, where a response may be sent in part (EDS).
+    named: tuple[tuple[str, Piece], ...] = ()
 
     @classmethod
-    def of(cls, pieces: Sequence[Piece], chunks: Iterable[bytes] | None = None) -> Part:
+    def of(
+        cls,
+        pieces: Sequence[Piece],
+        chunks: Iterable[bytes] | None = None,
+        *,
+        named: tuple[tuple[str, Piece], ...] = (),
+    ) -> Part:
         """A part made of pieces; `chunks` when its bytes are more than the pieces' data."""
         data = tuple(p.data for p in pieces) if chunks is None else tuple(chunks)
-        return cls(_version(p.digest for p in pieces), data)
+        return cls(_version(p.digest for p in pieces), data, named)
 
 
 class Response:
@@ -134,18 +142,58 @@ class Response:
     The bytes are joined on first use, so a proxy that has the version already costs nothing.
     """
 
-    __slots__ = ("__weakref__", "_body", "chunks", "nonce", "type_url", "version")
+    __slots__ = (
+        "__weakref__",
+        "_body",
+        "_changes",
+        "chunks",
+        "named",
+        "nonce",
+        "type_url",
+        "version",
+    )
 
-    def __init__(self, type_url: str, version: str, chunks: tuple[bytes, ...], nonce: str) -> None:
+    def __init__(
+        self,
+        type_url: str,
+        version: str,
+        chunks: tuple[bytes, ...],
+        nonce: str,
+        named: tuple[tuple[str, Piece], ...] = (),
+    ) -> None:
         self.type_url, self.version, self.chunks, self.nonce = type_url, version, chunks, nonce
+        self.named = named
         self._body: bytes | None = None
+        # By the response a proxy holds; weakly, or each response would keep all before it.
+        self._changes: weakref.WeakKeyDictionary[Response, Response | None]
+        self._changes = weakref.WeakKeyDictionary()
 
     @classmethod
     def of(cls, type_url: str, parts: Sequence[Part], nonce: str) -> Response:
         if len(parts) == 1:
-            return cls(type_url, parts[0].version, parts[0].chunks, nonce)
+            return cls(type_url, parts[0].version, parts[0].chunks, nonce, parts[0].named)
         version = _version(p.version.encode() for p in parts)
         return cls(type_url, version, tuple(c for p in parts for c in p.chunks), nonce)
+
+    def changes_since(self, held: Response) -> Response | None:
+        """This response cut to the resources that differ from `held`'s, for a proxy holding
+        those; None when the whole response is as good (most resources changed, or none).
+
+        State-of-the-world EDS lets a response name only some of the subscribed clusters:
+        Envoy updates those and keeps the rest, so an endpoint change costs its cluster's
+        assignment, not every cluster's. Worked out once per distinct `held`: the streams of
+        one proxy group hold the same response.
+        """
+        if held not in self._changes:
+            before = dict(held.named)
+            changed = [piece for name, piece in self.named if before.get(name) is not piece]
+            worth = 0 < len(changed) <= len(self.named) // 2
+            self._changes[held] = (
+                Response(self.type_url, self.version, tuple(p.data for p in changed), self.nonce)
+                if worth
+                else None
+            )
+        return self._changes[held]
 
     def body(self) -> bytes:
         """The encoded DiscoveryResponse, joined (copied) once."""
@@ -394,7 +442,7 @@ class Generation:
         build: Callable[[str], Piece],
         *,
         routes: bool,
-    ) -> list[Piece]:
+    ) -> dict[str, Piece]:
         """The pieces for (item, host) pairs: the last assembly's where the host is unchanged.
 
         `routes` says whether the pieces depend on VirtualServices (see `changed_hosts`).
@@ -408,7 +456,7 @@ class Generation:
             unchanged = old is not None and changed is not None and host not in changed
             pieces[item] = old if unchanged and old is not None else build(item)
         self.parts.put(("assembly", group), self.number, Assembly(self.snapshot, pieces))
-        return list(pieces.values())
+        return pieces
 
     def _outbound_clusters(self, group: ProxyGroup, proxy: Proxy, names: frozenset[str]) -> Part:
         snap, ns = self.snapshot, proxy.namespace
@@ -424,7 +472,7 @@ class Generation:
 
         hosts = ((s.hostname, s.hostname) for s in self._scoped(proxy))
         pieces = self._assemble(group, hosts, build, routes=False)
-        return Part.of([static, *pieces])
+        return Part.of([static, *pieces.values()])
 
     def _inbound_clusters(self, group: ProxyGroup, proxy: Proxy, names: frozenset[str]) -> Part:
         data = _encode(CLUSTER, clusters.inbound_clusters(self.snapshot, proxy))
@@ -441,7 +489,8 @@ class Generation:
             )
 
         items = ((name, _cluster_host(name)) for name in sorted(names))
-        return Part.of(self._assemble(group, items, build, routes=False))
+        pieces = self._assemble(group, items, build, routes=False)
+        return Part.of(list(pieces.values()), named=tuple(pieces.items()))
 
     def _outbound_listeners(self, group: ProxyGroup, proxy: Proxy, names: frozenset[str]) -> Part:
         data = _encode(LISTENER, listeners.outbound_listeners(self.snapshot, proxy))
@@ -473,7 +522,7 @@ class Generation:
             lambda: Piece.of(routes.route_config_shell(port).SerializeToString()),
         )
         fallback = _FALLBACK_HOSTS[snap.outbound_mode(proxy)]
-        pieces = [shell, *self._assemble(group, hosts, build, routes=True), fallback]
+        pieces = [shell, *self._assemble(group, hosts, build, routes=True).values(), fallback]
         return Part.of(pieces, resource_chunks(ROUTE, [p.data for p in pieces]))
 
     def _scope(self, proxy: Proxy) -> tuple[Hashable, list[MeshService]]:

@@ -11,6 +11,10 @@ inputs did not change costs nothing more. What is left goes to the single builde
 one batch for all streams (`Batch`), where the first stream of a kind builds and the others
 find it built. Most of that was built already: a generation is warmed for the connected
 proxies (`AdsServer.warm`) while its change is still being debounced.
+
+Endpoints go out incrementally, as Istio's do: once a proxy holds a full EDS response, a push
+names only the assignments that changed (state-of-the-world EDS lets a response name some of
+the subscribed clusters; Envoy keeps the others). A request, or a NACK, brings back a full one.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from google.protobuf import json_format
 from istiolite.discovery.metrics import Metrics
 from istiolite.discovery.model import Proxy, Snapshot
 from istiolite.discovery.xds.cache import (
+    ENDPOINT,
     NAMED_TYPES,
     PUSH_ORDER,
     SHORT_NAMES,
@@ -127,6 +132,8 @@ class Connection:
         self.pending: set[str] = set()  # types with a request that must be answered
         self.awaiting: dict[str, _Awaiting] = {}
         self.keys: dict[str, ResponseKey] = {}  # per type, the key of the last response given
+        # The EDS response whose assignments the proxy holds; None: unknown, send them all.
+        self.endpoints_held: Response | None = None
         self.wake = asyncio.Event()
 
     def push(self) -> None:
@@ -151,6 +158,8 @@ class Connection:
         state, verdict, respond = on_request(self.states.get(type_url), request)
         self.states[type_url] = state
         if verdict is Verdict.NACK:
+            if type_url == ENDPOINT:
+                self.endpoints_held = None  # it kept what it had before: resend everything
             self.server.metrics.rejects.labels(SHORT_NAMES.get(type_url, type_url)).inc()
             log.warning(
                 "proxy %s rejected %s version %s: %s",
@@ -233,12 +242,22 @@ class Connection:
         self.states[type_url] = sent(state, version=version, nonce=response.nonce)
         if not must:
             self.awaiting[type_url] = _Awaiting(nonce=response.nonce, changed_at=generation.created)
+        if type_url == ENDPOINT:
+            response = self._endpoint_changes(response, must=must)
         body = response.body()
         await self.context.write(body)
         short = SHORT_NAMES.get(type_url, type_url)
         log.debug("sent %s %s (%d bytes) to %s", short, version, len(body), proxy.id)
         self.server.metrics.pushes.labels(short).inc()
         self.server.metrics.push_time.labels(short).observe(time.perf_counter() - started)
+
+    def _endpoint_changes(self, response: Response, *, must: bool) -> Response:
+        """What to send of an EDS response: the changed assignments when pushing a change to a
+        proxy known to hold the rest (Istio's incremental EDS), everything when it asked."""
+        held, self.endpoints_held = self.endpoints_held, response
+        if must or held is None:
+            return response
+        return response.changes_since(held) or response
 
     def status(self) -> dict[str, Any]:
         """One row of /debug/syncz."""

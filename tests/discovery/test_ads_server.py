@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest
 from envoy.config.core.v3 import base_pb2
+from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf import struct_pb2
+from google.rpc import status_pb2
 
 from istiolite.discovery.metrics import Metrics
 from istiolite.discovery.xds.cache import CLUSTER, ENDPOINT, LISTENER, PUSH_ORDER, ROUTE
@@ -195,3 +197,64 @@ def test_calls_made_in_one_turn_share_one_hop_and_keep_their_own_errors() -> Non
     assert results[0] == 1 and results[2] == 3
     assert isinstance(results[1], ValueError)
     assert executor.submitted == 1
+
+
+def assignments(response: discovery_pb2.DiscoveryResponse) -> set[str]:
+    return {
+        endpoint_pb2.ClusterLoadAssignment.FromString(r.value).cluster_name
+        for r in response.resources
+    }
+
+
+async def next_response(e: Envoy) -> discovery_pb2.DiscoveryResponse:
+    return await asyncio.wait_for(e.context.sent.get(), 5)
+
+
+async def test_an_endpoint_change_sends_only_the_assignments_it_changed(
+    server: AdsServer, mesh: Mesh, envoys: list[Envoy]
+) -> None:
+    """Incremental EDS: Envoy keeps the clusters a response does not name."""
+    await edit(server, mesh, "an EndpointSlice's endpoints")
+    generation, proxy = server.generation, envoys[0].connection.proxy
+    assert generation is not None and proxy is not None
+    subscribed = names_for(generation.snapshot, proxy, ENDPOINT)
+    full, _ = generation.respond(ENDPOINT, proxy, subscribed)
+    for e in envoys:
+        response = await next_response(e)
+        assert response.type_url == ENDPOINT and response.version_info == full
+        reviews = {n for n in subscribed if n.endswith("|reviews.default.svc.cluster.local")}
+        assert assignments(response) == reviews  # the edited slice is reviews'
+        assert len(reviews) < len(subscribed)
+        e.request(ENDPOINT, response)
+    # A request for other names is answered in full.
+    e = envoys[0]
+    e.connection.on_request(
+        discovery_pb2.DiscoveryRequest(
+            type_url=ENDPOINT, resource_names=sorted(subscribed - {min(subscribed)})
+        )
+    )
+    assert assignments(await next_response(e)) == subscribed - {min(subscribed)}
+
+
+async def test_after_a_nack_the_next_endpoint_push_is_whole(
+    server: AdsServer, mesh: Mesh, envoys: list[Envoy]
+) -> None:
+    """Envoy kept what it had before the rejected response: a part would not bring it level."""
+    e = envoys[0]
+    await edit(server, mesh, "an EndpointSlice's endpoints")
+    rejected = await next_response(e)
+    assert server.generation is not None and e.connection.proxy is not None
+    subscribed = names_for(server.generation.snapshot, e.connection.proxy, ENDPOINT)
+    e.connection.on_request(
+        discovery_pb2.DiscoveryRequest(
+            type_url=ENDPOINT,
+            resource_names=sorted(subscribed),
+            response_nonce=rejected.nonce,
+            error_detail=status_pb2.Status(message="rejected"),
+        )
+    )
+    moved = EDITS["a WorkloadEntry's address and weight"]  # ratings' endpoints this time
+    mesh.write(moved(EDITS["an EndpointSlice's endpoints"](BASE)))
+    server.publish(server.next_generation(mesh.snapshot(previous=server.generation.snapshot)))
+    response = await next_response(e)
+    assert response.type_url == ENDPOINT and assignments(response) == subscribed

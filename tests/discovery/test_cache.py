@@ -7,6 +7,8 @@ after each kind of edit, and against a cache that starts cold: the same bytes an
 
 from __future__ import annotations
 
+import gc
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,8 @@ from istiolite.discovery.xds.cache import (
     ROUTE,
     Generation,
     PartCache,
+    Piece,
+    Response,
 )
 from tests.discovery.test_translate_golden import CASES, HERE
 from tests.discovery.test_translate_golden import proxy as make_proxy
@@ -475,3 +479,36 @@ def test_a_sidecar_scopes_its_proxies_and_no_others(tmp_path: Path) -> None:
     assert hosts("mysql-client-in-db") == {"mysql.db.svc.cluster.local"}  # the root default
     assert "reviews.default.svc.cluster.local" in hosts("productpage")  # ./* of default
     assert "mysql.db.svc.cluster.local" not in hosts("productpage")
+
+
+# --- partial EDS responses ----------------------------------------------------------------------
+
+
+def _eds(version: str, named: dict[str, Piece]) -> Response:
+    items = tuple(sorted(named.items()))
+    return Response(ENDPOINT, version, tuple(p.data for _, p in items), "n", items)
+
+
+def test_changes_since_names_only_the_pieces_that_differ() -> None:
+    pieces = {f"c{i}": Piece.of(f"assignment {i}".encode()) for i in range(6)}
+    held = _eds("1", pieces)
+    moved = Piece.of(b"assignment 2, moved")
+    now = _eds("2", {**pieces, "c2": moved})
+    part = now.changes_since(held)
+    assert part is not None and part.chunks == (moved.data,) and part.version == "2"
+    assert now.changes_since(held) is part  # worked out once per held response
+    everything = _eds("3", {name: Piece.of(b"new " + p.data) for name, p in pieces.items()})
+    assert everything.changes_since(held) is None  # most changed: send it whole
+
+
+def test_a_partial_response_does_not_keep_the_ones_before_it_alive() -> None:
+    pieces = {f"c{i}": Piece.of(f"assignment {i}".encode()) for i in range(6)}
+    first = _eds("1", pieces)
+    gone = weakref.ref(first)
+    second = _eds("2", {**pieces, "c0": Piece.of(b"x")})
+    assert second.changes_since(first) is not None
+    third = _eds("3", {**pieces, "c1": Piece.of(b"y")})
+    assert third.changes_since(second) is not None
+    del first, second
+    gc.collect()
+    assert gone() is None

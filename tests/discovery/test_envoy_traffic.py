@@ -379,3 +379,40 @@ def test_a_registry_only_sidecar_serves_what_it_lists_and_blocks_the_rest(mesh: 
         path.unlink()
     _wait_for("reviews back", lambda: _has_cluster(mesh, reviews))
     assert {r.status for r in mesh.call(REVIEWS_VIP, "reviews", 20)} == {200}
+
+
+def _endpoint_weights(mesh: Mesh, host: str) -> dict[str, int]:
+    """Envoy's endpoints of a service's default cluster: address -> load-balancing weight."""
+    weights = {}
+    prefix = f"outbound|9080||{host}::"
+    for line in mesh.envoy.admin("/clusters").text.splitlines():
+        if line.startswith(prefix) and "::weight::" in line:
+            address, _, value = line.removeprefix(prefix).partition("::weight::")
+            weights[address] = int(value)
+    return weights
+
+
+def test_an_endpoint_change_updates_its_cluster_and_envoy_keeps_the_others(mesh: Mesh) -> None:
+    """Only ratings' assignment is sent for a change of ratings' endpoint (incremental EDS):
+    Envoy must apply it and keep reviews' endpoints, which that response does not name."""
+    ratings, reviews = "ratings.default.svc.cluster.local", "reviews.default.svc.cluster.local"
+    before = _endpoint_weights(mesh, reviews)
+    assert len(before) == 3
+    heavier = MESH.replace(
+        "metadata: {name: ratings-v1}\nspec: {address: 127.0.0.21,",
+        "metadata: {name: ratings-v1}\nspec: {address: 127.0.0.21, weight: 7,",
+    )
+    assert heavier != MESH
+    (mesh.config_dir / "mesh.yaml").write_text(heavier)
+    try:
+        _wait_for(
+            "ratings' new weight",
+            lambda: _endpoint_weights(mesh, ratings) == {"127.0.0.21:9080": 7},
+        )
+        assert _endpoint_weights(mesh, reviews) == before
+        assert {r.status for r in mesh.call(REVIEWS_VIP, "reviews", 30)} == {200}
+    finally:
+        (mesh.config_dir / "mesh.yaml").write_text(MESH)
+    _wait_for(
+        "ratings' weight back", lambda: _endpoint_weights(mesh, ratings) == {"127.0.0.21:9080": 1}
+    )

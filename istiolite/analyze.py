@@ -2,8 +2,8 @@
 
 Validation of a single resource happens when it is parsed; this module adds what only shows
 when resources are seen together: a route to a subset no DestinationRule defines, two
-VirtualServices claiming one host, a route to a host no Service provides. Pure: parsed
-resources in, findings out.
+VirtualServices claiming one host, a route to a host no Service provides, two namespace-wide
+Sidecars in one namespace. Pure: parsed resources in, findings out.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from istiolite.api import (
     DestinationRule,
     Parsed,
     Service,
+    Sidecar,
     ValidationError,
     VirtualService,
     format_path,
@@ -92,13 +93,19 @@ class _Index:
     subsets: dict[str, set[str]]
     rules: dict[str, list[Parsed]]
     virtual_services: dict[str, list[Parsed]]
+    # namespace -> its Sidecars without workloadSelector, by name
+    namespace_sidecars: dict[str, list[Parsed]]
 
     @classmethod
     def build(cls, items: list[Parsed], domain_suffix: str) -> _Index:
-        index = cls({}, defaultdict(set), defaultdict(list), defaultdict(list))
+        index = cls({}, defaultdict(set), defaultdict(list), defaultdict(list), defaultdict(list))
         for item in items:
             r = item.resource
-            if isinstance(r, Service):
+            if isinstance(r, Sidecar):
+                selector = r.spec.workload_selector
+                if selector is None or not selector.labels:
+                    index.namespace_sidecars[r.meta.namespace].append(item)
+            elif isinstance(r, Service):
                 index.services[r.hostname(domain_suffix)] = r
             elif isinstance(r, DestinationRule):
                 host = resolve_host(r.spec.host, r.meta.namespace, domain_suffix)
@@ -109,6 +116,8 @@ class _Index:
                     index.virtual_services[resolve_host(h, r.meta.namespace, domain_suffix)].append(
                         item
                     )
+        for found in index.namespace_sidecars.values():
+            found.sort(key=_sort_key)  # the first by name is the one in force
         return index
 
 
@@ -140,7 +149,13 @@ def analyze(
             findings.extend(_check_virtual_service(item, item.resource, index, domain_suffix))
         elif isinstance(item.resource, DestinationRule):
             findings.extend(_check_destination_rule(item, item.resource, index, domain_suffix))
+        elif isinstance(item.resource, Sidecar):
+            findings.extend(_check_sidecar(item, item.resource, index))
     return findings
+
+
+def _sort_key(item: Parsed) -> tuple[str, str]:
+    return (item.resource.meta.namespace, item.resource.meta.name) if item.resource else ("", "")
 
 
 def _identity(item: Parsed) -> tuple[str, str]:
@@ -223,3 +238,44 @@ def _check_destination_rule(
             f"host {host} also has DestinationRule {names}; only the first by "
             f"namespace/name takes effect",
         )
+
+
+def _check_sidecar(item: Parsed, sidecar: Sidecar, index: _Index) -> Iterator[Finding]:
+    ns = sidecar.meta.namespace
+    defaults = index.namespace_sidecars.get(ns, [])
+    if item in defaults and len(defaults) > 1:
+        chosen = defaults[0].resource
+        assert chosen is not None
+        others = ", ".join(o.resource.meta.name for o in defaults if o is not item and o.resource)
+        yield _finding(
+            Severity.ERROR,
+            "MultipleSidecarsWithoutSelectors",
+            item,
+            (),
+            f"namespace {ns} also has Sidecar {others} without workloadSelector; only one "
+            f"may be the namespace's default, and istiolite takes the first by name "
+            f"({chosen.meta.name})",
+        )
+    for i, listener in enumerate(sidecar.spec.egress):
+        for j, host in enumerate(listener.hosts):
+            namespace, _, name = host.partition("/")
+            if namespace in ("*", "~", ".") or name == "*" or name.startswith("*."):
+                continue  # a pattern, or `.`: relative to each proxy's namespace
+            if name not in index.services:
+                yield _finding(
+                    Severity.WARNING,
+                    "ServiceNotFound",
+                    item,
+                    ("spec", "egress", i, "hosts", j),
+                    f"no Service {name} among the analyzed resources",
+                )
+            elif index.services[name].meta.namespace != namespace:
+                actual = index.services[name].meta.namespace
+                yield _finding(
+                    Severity.WARNING,
+                    "ServiceNotFound",
+                    item,
+                    ("spec", "egress", i, "hosts", j),
+                    f"Service {name} is in namespace {actual}, not {namespace}: "
+                    f"this entry selects nothing",
+                )

@@ -120,3 +120,44 @@ def test_alternatives_for_one_resource_replace_each_other_with_a_warning() -> No
     assert result.exit_code == 0, result.output
     assert "Warning [DuplicateResource]" in result.output
     assert "ConflictingVirtualServiceHosts" not in result.output
+
+
+SIDECAR = """
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: %(name)s, namespace: default}
+spec:
+  egress: [{hosts: [%(hosts)s]}]
+"""
+
+
+def test_two_namespace_wide_sidecars_are_an_error_naming_the_one_in_force() -> None:
+    text = "---".join(
+        [
+            BOOKINFO,
+            SIDECAR % {"name": "b", "hosts": '"./*"'},
+            SIDECAR % {"name": "a", "hosts": '"./*"'},
+        ]
+    )
+    found = [f for f in analyze(parse_yaml(text)) if f.code == "MultipleSidecarsWithoutSelectors"]
+    assert [(f.severity, f.resource) for f in found] == [
+        (Severity.ERROR, "Sidecar default/b"),
+        (Severity.ERROR, "Sidecar default/a"),
+    ]
+    assert all("takes the first by name (a)" in f.message for f in found)
+
+
+def test_a_sidecar_host_no_service_matches_is_a_warning() -> None:
+    hosts = ", ".join(
+        [
+            '"default/reviews.default.svc.cluster.local"',
+            '"default/details.default.svc.cluster.local"',  # no such Service
+            '"istio-system/reviews.default.svc.cluster.local"',  # not in that namespace
+            '"./*"',
+            '"*/*.example.com"',
+        ]
+    )
+    assert findings(BOOKINFO + "---" + SIDECAR % {"name": "default", "hosts": hosts}) == [
+        (Severity.WARNING, "ServiceNotFound", "spec.egress[0].hosts[1]"),
+        (Severity.WARNING, "ServiceNotFound", "spec.egress[0].hosts[2]"),
+    ]

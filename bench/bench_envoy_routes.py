@@ -31,6 +31,7 @@ from istiolite.api import parse_yaml
 from istiolite.discovery.model import Proxy, build_snapshot
 from istiolite.discovery.xds.cache import ROUTE, Generation
 from istiolite.testing.mesh import envoy_binary, workdir
+from istiolite.testing.wait import eventually
 
 SERVICES = int(os.environ.get("BENCH_SERVICES", "1000"))
 UPDATES = int(os.environ.get("BENCH_UPDATES", "20"))
@@ -115,9 +116,13 @@ def route_config() -> route_pb2.RouteConfiguration:
 
 
 def updates_applied() -> int:
+    """Route config updates Envoy applied; 0 while its admin port is not up yet."""
     url = f"http://127.0.0.1:{ADMIN}/stats?filter=rds\\.8080\\.update_success$"
-    with urllib.request.urlopen(url, timeout=5) as reply:
-        _, _, value = reply.read().decode().partition(": ")
+    try:
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            _, _, value = reply.read().decode().partition(": ")
+    except OSError:
+        return 0
     return int(value) if value.strip().isdigit() else 0
 
 
@@ -146,19 +151,6 @@ def flip_weights(config: route_pb2.RouteConfiguration, update: int) -> None:
     host.routes[-1].name += "'"  # no weights left in this variant: change the route's name
 
 
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if condition():
-                return
-        except OSError:
-            pass  # the admin port is not up yet
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        time.sleep(0.005)
-
-
 def measure(name: str, config: route_pb2.RouteConfiguration, work: Path) -> None:
     directory = work / name.replace(" ", "-")
     directory.mkdir()
@@ -179,7 +171,7 @@ def measure(name: str, config: route_pb2.RouteConfiguration, work: Path) -> None
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_for(lambda: updates_applied() >= 1, "Envoy never loaded the route config")
+        eventually(lambda: updates_applied() >= 1, what="Envoy loading the route config")
         time.sleep(1)
         idle_from = cpu_seconds(envoy.pid)
         time.sleep(2)
@@ -190,7 +182,9 @@ def measure(name: str, config: route_pb2.RouteConfiguration, work: Path) -> None
             flip_weights(config, update)
             begun = time.monotonic()
             write(directory, config, update)
-            wait_for(partial(applied_more, applied), "Envoy never applied an update")
+            eventually(
+                partial(applied_more, applied), what="Envoy applying an update", interval=0.005
+            )
             waited += time.monotonic() - begun
         cpu = cpu_seconds(envoy.pid) - cpu_from - idle_rate * (time.monotonic() - started)
         print(

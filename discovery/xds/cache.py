@@ -355,37 +355,33 @@ class Generation:
         Cheap (no translation), so a writer can tell on the event loop that nothing it sent
         has changed. Marks the proxy's classes as in use, so their assemblies are kept.
         """
-        ns, shapes = proxy.namespace, self.shapes
-        workload = (ns, proxy.labels, proxy.ips)
-        # A workload's inbound config reads its services' shapes, and which services list it
-        # as an endpoint (by value: a few tuples).
-        served = tuple(self.snapshot.served_by.get(ip, ()) for ip in proxy.ips)
-        # Outbound config is shared by the proxies of a namespace under the same Sidecar.
-        scope = Ident(self.snapshot.sidecar(proxy))
+        ns, shapes, snapshot = proxy.namespace, self.shapes, self.snapshot
         keys: ResponseKey = ()
-        if type_url == CLUSTER:
-            keys = (
-                (("cds", ns, scope), (shapes, self.rules)),
-                (("cds-in", workload), (shapes, served)),
-            )
-        elif type_url == ENDPOINT:
+        if type_url == ENDPOINT:
             # The names are an input, not the group: a new subscription (a cluster added)
             # patches the namespace's last assembly instead of starting one.
             keys = ((("eds", ns), (names, self.services, self.rules)),)
-        elif type_url == LISTENER:
-            labels = self.snapshot.caller_labels(proxy)
-            keys = (
-                (("lds", ns, scope, labels), (shapes, self.tcp_routes)),
-                (("lds-in", workload), (shapes, served)),
-            )
         elif type_url == ROUTE:
-            labels = self.snapshot.caller_labels(proxy)
+            rds = ("rds", ns, Ident(snapshot.sidecar(proxy)), snapshot.caller_labels(proxy))
             fingerprints = (shapes, self.rules, self.routes)
             keys = tuple(
-                (("rds", ns, scope, labels, int(name)), fingerprints)
-                for name in sorted(names)
-                if name.isdigit()
+                ((*rds, int(name)), fingerprints) for name in sorted(names) if name.isdigit()
             )
+        elif type_url in (CLUSTER, LISTENER):
+            # Outbound config is shared by the proxies of a namespace under the same Sidecar.
+            # A workload's inbound config reads its services' shapes, and which services list
+            # it as an endpoint (by value: a few tuples).
+            scope = Ident(snapshot.sidecar(proxy))
+            workload = (ns, proxy.labels, proxy.ips)
+            inbound = (shapes, tuple(snapshot.served_by.get(ip, ()) for ip in proxy.ips))
+            if type_url == CLUSTER:
+                keys = ((("cds", ns, scope), (shapes, self.rules)), (("cds-in", workload), inbound))
+            else:
+                labels = snapshot.caller_labels(proxy)
+                keys = (
+                    (("lds", ns, scope, labels), (shapes, self.tcp_routes)),
+                    (("lds-in", workload), inbound),
+                )
         for group, _ in keys:
             self.parts.touch(("assembly", group), self.number)
         return keys
@@ -479,7 +475,7 @@ class Generation:
                 CLUSTER,
             )
 
-        hosts = ((s.hostname, s.hostname) for s in self._scoped(proxy))
+        hosts = ((s.hostname, s.hostname) for s in self._scope(proxy)[1])
         pieces = self._assemble(group, hosts, build, routes=False)
         return Part.of([static, *pieces.values()])
 
@@ -555,9 +551,6 @@ class Generation:
         if key not in self._scopes:
             self._scopes[key] = scoped_services(self.snapshot, sidecar, proxy.namespace)
         return key, self._scopes[key]
-
-    def _scoped(self, proxy: Proxy) -> list[MeshService]:
-        return self._scope(proxy)[1]
 
     def _http_services_on(self, port: int, proxy: Proxy) -> list[MeshService]:
         scope, services = self._scope(proxy)

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +24,7 @@ import pytest
 from istiolite.testing import netns
 from istiolite.testing.mesh import Discovery, Envoy, workdir
 from istiolite.testing.netns import NetNamespace
+from istiolite.testing.wait import eventually
 
 pytestmark = [pytest.mark.envoy, pytest.mark.netns]
 
@@ -351,13 +352,6 @@ def _has_cluster(mesh: Mesh, host: str) -> bool:
     return f"outbound|9080||{host}" in dump
 
 
-def _wait_for(what: str, condition: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + 15
-    while not condition():
-        assert time.monotonic() < deadline, f"Envoy never got {what}"
-        time.sleep(0.05)
-
-
 def test_a_registry_only_sidecar_serves_what_it_lists_and_blocks_the_rest(mesh: Mesh) -> None:
     """The client's Sidecar lists ratings only: reviews is outside its mesh, so refused (502)."""
     plain = "  - name: plain\n    route: [{destination: {host: ratings}}]\n"
@@ -371,13 +365,13 @@ def test_a_registry_only_sidecar_serves_what_it_lists_and_blocks_the_rest(mesh: 
         "  outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n"
     )
     try:
-        _wait_for("the Sidecar's scope", lambda: not _has_cluster(mesh, reviews))
+        eventually(lambda: not _has_cluster(mesh, reviews), what="Envoy under the Sidecar")
         assert _has_cluster(mesh, "ratings.default.svc.cluster.local")
         assert {r.status for r in mesh.call(RATINGS_VIP, "ratings", 20)} == {200}
         assert {r.status for r in mesh.call(REVIEWS_VIP, "reviews", 20)} == {502}
     finally:
         path.unlink()
-    _wait_for("reviews back", lambda: _has_cluster(mesh, reviews))
+    eventually(lambda: _has_cluster(mesh, reviews), what="reviews back in Envoy")
     assert {r.status for r in mesh.call(REVIEWS_VIP, "reviews", 20)} == {200}
 
 
@@ -405,14 +399,15 @@ def test_an_endpoint_change_updates_its_cluster_and_envoy_keeps_the_others(mesh:
     assert heavier != MESH
     (mesh.config_dir / "mesh.yaml").write_text(heavier)
     try:
-        _wait_for(
-            "ratings' new weight",
+        eventually(
             lambda: _endpoint_weights(mesh, ratings) == {"127.0.0.21:9080": 7},
+            what="ratings' new weight in Envoy",
         )
         assert _endpoint_weights(mesh, reviews) == before
         assert {r.status for r in mesh.call(REVIEWS_VIP, "reviews", 30)} == {200}
     finally:
         (mesh.config_dir / "mesh.yaml").write_text(MESH)
-    _wait_for(
-        "ratings' weight back", lambda: _endpoint_weights(mesh, ratings) == {"127.0.0.21:9080": 1}
+    eventually(
+        lambda: _endpoint_weights(mesh, ratings) == {"127.0.0.21:9080": 1},
+        what="ratings' weight back in Envoy",
     )

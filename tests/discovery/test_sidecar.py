@@ -24,9 +24,11 @@ def sidecar(name: str, namespace: str, *, selector: str = "", mode: str = "") ->
     )
 
 
-def chosen(docs: list[str], namespace: str, **labels: str) -> str | None:
+def chosen(
+    docs: list[str], namespace: str, root: str = "istio-system", **labels: str
+) -> str | None:
     resources = [p.resource for p in parse_yaml("---\n".join(docs)) if p.resource]
-    snapshot = build_snapshot(resources)
+    snapshot = build_snapshot(resources, root_namespace=root)
     proxy = Proxy.from_node(
         f"sidecar~10.1.0.1~p.{namespace}~{namespace}.svc.cluster.local",
         {"NAMESPACE": namespace, "LABELS": labels},
@@ -93,6 +95,13 @@ def service(name: str, namespace: str) -> MeshService:
 )
 def test_egress_hosts_select_services(hosts: list[str], selected: bool) -> None:
     assert egress_selects(hosts, "shop", service("reviews", "shop")) is selected
+
+
+def test_the_root_namespace_is_a_setting() -> None:
+    """PILOT_ROOT_NAMESPACE / --root-namespace: another namespace holds the mesh-wide default."""
+    docs = [ROOT, sidecar("default", "mesh-config")]
+    assert chosen(docs, "shop", root="mesh-config") == "mesh-config/default"
+    assert chosen(docs, "shop") == "istio-system/default"
 
 
 def test_outbound_mode_comes_from_the_sidecar() -> None:

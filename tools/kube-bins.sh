@@ -1,27 +1,32 @@
 #!/usr/bin/env bash
-# Build kube-apiserver, kube-controller-manager and etcd from the Go module proxy, for the
-# `kube` test tier (a real control plane without a cluster, like controller-runtime's envtest).
+# Build Kubernetes' binaries and etcd from the Go module proxy: kube-apiserver,
+# kube-controller-manager and etcd for the `kube` test tier (a real control plane without a
+# cluster, like controller-runtime's envtest), and kubelet, kubeadm, kubectl, kube-scheduler and
+# kube-proxy for the offline kind node image (tools/kind-node-image.sh). All seven come from one
+# `go build`: they share most packages, so the five extra cost minutes, not another build.
 #
 #   tools/kube-bins.sh           build (or find already built) binaries; prints their directory
 #   tools/kube-bins.sh newest    print the newest Kubernetes release this machine's Go can build
 #
-# Output: $ISTIOLITE_CACHE/kube/<kube-version>/bin/{kube-apiserver,kube-controller-manager,etcd}
+# Output: $ISTIOLITE_CACHE/kube/<kube-version>/bin/{etcd,kube-apiserver,kube-controller-manager,
+# kubelet,kubeadm,kubectl,kube-scheduler,kube-proxy}
 # and the symlink $ISTIOLITE_CACHE/kube/current -> <kube-version>, which the test fixture
 # (istiolite/testing/apiserver.py) reads. Nothing here is written into the repository.
 set -euo pipefail
 
 # The one place the versions are pinned. KUBE_VERSION is the newest release whose go.mod asks
-# for a Go this machine has (`tools/kube-bins.sh newest` repeats that check). etcd stays on
-# 3.6, the minor Kubernetes tests against; its server speaks the same v3 API the 3.7 client
-# inside kube-apiserver uses.
+# for a Go this machine has (`tools/kube-bins.sh newest` repeats that check). ETCD_VERSION is
+# the etcd that release's kubeadm runs (DefaultEtcdVersion in cmd/kubeadm/app/constants), so
+# that the test tier and the kind node image (its registry.k8s.io/etcd image) use one binary.
 KUBE_VERSION=${KUBE_VERSION:-v1.37.2}
-ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
+ETCD_VERSION=${ETCD_VERSION:-v3.7.0}
 
 CACHE=${ISTIOLITE_CACHE:-$HOME/.cache/istiolite}
 KUBE_DIR=$CACHE/kube
 OUT=$KUBE_DIR/$KUBE_VERSION
 STAMP=$OUT/bin/.built
-WANT_STAMP="kubernetes $KUBE_VERSION etcd $ETCD_VERSION"
+KUBE_COMMANDS=(kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubelet kubeadm kubectl)
+WANT_STAMP="kubernetes $KUBE_VERSION etcd $ETCD_VERSION: ${KUBE_COMMANDS[*]}"
 
 # A private GOPATH and caches: repeated builds reuse downloaded modules and compiled packages,
 # and nothing touches the developer's own Go setup. GOTOOLCHAIN=local because a silent
@@ -176,9 +181,9 @@ build_kube() {
         "buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)"; do
         ldflags+=" -X k8s.io/component-base/version.$kv -X k8s.io/client-go/pkg/version.$kv"
     done
-    echo "kube-bins: building kube-apiserver and kube-controller-manager $KUBE_VERSION (cold: ~20 min on 2 cores)" >&2
+    echo "kube-bins: building ${KUBE_COMMANDS[*]} $KUBE_VERSION (cold: ~25 min on 2 cores)" >&2
     (cd "$src" && nice "$GO" build -trimpath -ldflags "$ldflags" -o "$OUT/bin.new/" \
-        k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager)
+        "${KUBE_COMMANDS[@]/#/k8s.io/kubernetes/cmd/}")
 }
 
 build_etcd() {
@@ -188,7 +193,7 @@ build_etcd() {
     # etcd releases all its modules (api, client/pkg, client/v3, pkg, server) with one version.
     write_wrapper "$src" go.etcd.io/etcd/server/v3 "$ETCD_VERSION" "$gomod" "$ETCD_VERSION"
     echo "kube-bins: building etcd $ETCD_VERSION" >&2
-    # In 3.6 the server module's root package is etcd's main (it calls etcdmain.Main).
+    # Since 3.6 the server module's root package is etcd's main (it calls etcdmain.Main).
     (cd "$src" && nice "$GO" build -trimpath -ldflags "-s -w" -o "$OUT/bin.new/etcd" \
         go.etcd.io/etcd/server/v3)
 }

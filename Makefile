@@ -8,7 +8,7 @@ CACHE  ?= $(HOME)/.cache/istiolite
 # setuptools' package-dir mapping; a tree of symlinks gives them the installed layout.
 TYPETREE := build/typetree
 
-.PHONY: dev test lint fmt bench typetree kube-bins images images-test e2e demo clean
+.PHONY: dev test lint fmt bench typetree kube-bins images images-test kind-up kind-down e2e demo clean
 
 dev: $(VENV)/.installed
 
@@ -67,6 +67,23 @@ images:
 # engine answers (cold: ~3 min to build the images, then ~12 s), and skips it otherwise.
 images-test: images dev
 	IMAGE_HUB=$(IMAGE_HUB) IMAGE_TAG=$(IMAGE_TAG) $(BIN)/pytest -m docker tests/images $(PYTEST_ARGS)
+
+# istiolite on a kind cluster named `istiolite` (kubectl context kind-istiolite): the sample
+# injected and ready, productpage on http://127.0.0.1:$(KIND_HOST_PORT)/productpage. Without a
+# registry the kind CLI and the node image are built here and cached (docs/e2e.md);
+# KIND_NODE_IMAGE=kindest/node:v1.37.0 uses kind's own image instead. Run again: updates.
+KIND_HOST_PORT ?= 9080
+kind-up: dev images
+	KIND_HOST_PORT=$(KIND_HOST_PORT) $(BIN)/python -m e2e.kind up
+
+kind-down: dev
+	$(BIN)/python -m e2e.kind down
+
+# The end-to-end suite on a throw-away kind cluster `istiolite-e2e`: up, e2e/ (the scenarios and
+# the kind-only checks), then down. A failure keeps the logs in build/e2e-logs/; E2E_KEEP=1
+# keeps the cluster too. PYTEST_ARGS reach pytest.
+e2e: dev images
+	$(BIN)/python -m e2e.kind e2e -- $(PYTEST_ARGS)
 
 clean:
 	rm -rf build $(VENV) .mypy_cache .ruff_cache .pytest_cache

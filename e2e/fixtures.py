@@ -1,4 +1,4 @@
-"""The cluster the scenarios run on: today the demo's network namespaces (needs root).
+"""The clusters the scenarios run on: the demo's network namespaces (root), or kind.
 
 One cluster per test session: deploying it takes seconds, and every scenario begins with
 `cluster.reset()`. Two locks keep things apart on a shared machine: the tests' lock makes
@@ -16,6 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from e2e.kind import BUILD, CACHE
+from e2e.kindcluster import KindCluster
+from e2e.kubectl import Kubectl
 from istiolite.demo import NetnsCluster
 from istiolite.demo.state import DemoBusy, StateStore
 
@@ -75,3 +78,22 @@ def netns_cluster(*, keep_logs: Path) -> Iterator[NetnsCluster]:
                 shutil.copytree(store.logs, keep_logs, dirs_exist_ok=True)
             cluster.teardown()
             cluster.close()
+
+
+@contextlib.contextmanager
+def kind_cluster(name: str, *, logs: Path) -> Iterator[KindCluster]:
+    """A kind cluster `python -m e2e.kind up --name NAME` brought up, sample ready."""
+    kubeconfig = BUILD / f"{name}.kubeconfig"
+    if not kubeconfig.exists():
+        pytest.fail(
+            f"no {kubeconfig}: bring the cluster up first (python -m e2e.kind up --name {name})"
+        )
+    binary = os.environ.get("KUBECTL") or str(CACHE / "kube" / "current" / "bin" / "kubectl")
+    cluster = KindCluster(
+        Kubectl(Path(binary), kubeconfig), node=f"{name}-control-plane", logs=logs
+    )
+    try:
+        cluster.wait_ready()
+        yield cluster
+    finally:
+        cluster.close()

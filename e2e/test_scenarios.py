@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from e2e.cluster import Cluster, Reply, metric_total
+from e2e.figures import report
 from istiolite.testing.wait import eventually
 
 NETWORKING = Path(__file__).resolve().parent.parent / "samples" / "bookinfo" / "networking"
@@ -52,6 +53,57 @@ spec:
       retries:
         attempts: 0
 """
+
+
+# Istio's circuit-breaking task, on ratings: one connection, one request waiting for it.
+RATINGS_CIRCUIT_BREAKER = """
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: ratings
+spec:
+  host: ratings
+  trafficPolicy:
+    connectionPool:
+      tcp:
+        maxConnections: 1
+      http:
+        http1MaxPendingRequests: 1
+        maxRequestsPerConnection: 1
+"""
+
+# reviews without a version split: one cluster holding v1, v2 and v3. No retries, so what the
+# callers see is what the endpoints answer; ejection after one 5xx.
+REVIEWS_WITHOUT_RETRIES = """
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: reviews
+spec:
+  hosts:
+    - reviews
+  http:
+    - route:
+        - destination:
+            host: reviews
+      retries:
+        attempts: 0
+"""
+REVIEWS_OUTLIER_DETECTION = """
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: reviews
+spec:
+  host: reviews
+  trafficPolicy:
+    outlierDetection:
+      consecutive5xxErrors: 1
+      interval: 1s
+      baseEjectionTime: 3m
+      maxEjectionPercent: 50
+"""
+OVERLOADED = "x-envoy-overloaded"
 
 
 def apply_sample(cluster: Cluster, *names: str) -> None:
@@ -115,6 +167,9 @@ def test_weights_split_reviews_80_20(cluster: Cluster) -> None:
     seen = versions(replies)
     assert seen["v1"] + seen["v2"] == 1000, summary(replies)
     assert abs(seen["v2"] / 10 - 20) <= 5, f"v2 got {seen['v2'] / 10:.1f}% (want 20 ± 5)"
+    report(
+        "weights", f"reviews 80/20: v1 {seen['v1'] / 10:.1f}%, v2 {seen['v2'] / 10:.1f}% of 1000"
+    )
 
 
 def test_retries_hide_a_flaky_ratings(cluster: Cluster) -> None:
@@ -143,6 +198,10 @@ def test_retries_hide_a_flaky_ratings(cluster: Cluster) -> None:
     retried = cluster.request("reviews-v2", RATINGS, n=1000, concurrency=4)
     success = sum(r.ok for r in retried) / 10
     assert success >= 97, f"{success}% succeeded with 5 retries: {summary(retried)}"
+    report(
+        "retries",
+        f"ratings failing 50%: {bare_success:.1f}% success bare, {success:.1f}% with 5 retries",
+    )
 
 
 def test_timeout_answers_504_before_a_slow_upstream(cluster: Cluster) -> None:
@@ -203,6 +262,73 @@ def test_fault_injection_aborts_and_delays_as_configured(cluster: Cluster) -> No
     assert max(r.latency for r in others) < 1.0, "requests without the header were delayed"
 
 
+def test_circuit_breaker_turns_excess_callers_away_with_overflow_503s(cluster: Cluster) -> None:
+    cluster.reset()
+    slow = {"x-bookinfo-delay": "300ms"}  # ratings holds each request, so callers overlap
+    bare = cluster.request("reviews-v2", RATINGS, n=30, headers=slow, concurrency=10)
+    assert statuses(bare) == {200: 30}, f"without a circuit breaker: {summary(bare)}"
+
+    cluster.apply(RATINGS_CIRCUIT_BREAKER)
+
+    def overflowing() -> Sequence[Reply] | None:
+        replies = cluster.request("reviews-v2", RATINGS, n=10, headers=slow, concurrency=10)
+        return replies if any(OVERLOADED in r.headers for r in replies) else None
+
+    eventually(overflowing, what="ratings' connection pool of 1 overflowing", timeout=60)
+    replies = cluster.request("reviews-v2", RATINGS, n=50, headers=slow, concurrency=10)
+    turned_away = [r for r in replies if r.status == 503]
+    served = [r for r in replies if r.ok]
+    assert len(turned_away) + len(served) == 50, summary(replies)
+    assert served, f"the pool of 1 must still serve some: {summary(replies)}"
+    assert len(turned_away) >= 20, f"10 callers on a pool of 1: {summary(replies)}"
+    # Envoy's own answer (no upstream was asked), flagged as an overflow: not retried either.
+    assert all(r.headers.get(OVERLOADED) == "true" for r in turned_away), summary(turned_away)
+    assert all(r.latency < 0.3 for r in turned_away), [round(r.latency, 3) for r in turned_away]
+    report(
+        "circuit breaking",
+        f"10 callers, pool of 1: {len(turned_away)} of 50 answered 503 {OVERLOADED}, "
+        f"{len(served)} served",
+    )
+
+
+def test_outlier_detection_ejects_the_failing_endpoint(cluster: Cluster) -> None:
+    cluster.reset()
+    [knob] = cluster.request(
+        "reviews-v3", "http://127.0.0.1:9080/control", method="POST", body={"fail_status": 503}
+    )
+    assert knob.ok, summary([knob])
+    cluster.apply(REVIEWS_WITHOUT_RETRIES)
+
+    def v3_failing() -> Sequence[Reply] | None:
+        replies = cluster.request("productpage-v1", REVIEWS, n=30, concurrency=3)
+        return replies if any(r.status == 503 for r in replies) else None
+
+    eventually(v3_failing, what="reviews v3's 503s reaching productpage without retries")
+    bare = cluster.request("productpage-v1", REVIEWS, n=300, concurrency=3)
+    bare_success = sum(r.ok for r in bare) / 3
+    assert bare_success < 80, f"one of three endpoints failing: {summary(bare)}"
+
+    cluster.apply(REVIEWS_OUTLIER_DETECTION)
+
+    def recovered() -> Sequence[Reply] | None:
+        replies = cluster.request("productpage-v1", REVIEWS, n=30, concurrency=3)
+        return when_all(replies, lambda r: r.ok)
+
+    eventually(recovered, what="reviews v3 ejected: every call answered", timeout=60)
+    replies = cluster.request("productpage-v1", REVIEWS, n=300, concurrency=3)
+    success = sum(r.ok for r in replies) / 3
+    assert success >= 99, f"with v3 ejected: {summary(replies)}"
+    assert set(versions([r for r in replies if r.ok])) <= {"v1", "v2"}, summary(replies)
+    # ... while v3 still fails: the mesh routes around it, nothing healed it.
+    [still] = cluster.request("reviews-v3", "http://127.0.0.1:9080/reviews/1")
+    assert still.status == 503, summary([still])
+    report(
+        "outlier detection",
+        f"reviews v3 failing every call: {bare_success:.1f}% success before ejection, "
+        f"{success:.1f}% after",
+    )
+
+
 def _page_works(cluster: Cluster) -> Sequence[Reply] | None:
     """productpage's sidecar serves inbound and routes outbound again."""
     pages = cluster.request("details-v1", PRODUCTPAGE, n=5, timeout=3)
@@ -215,17 +341,24 @@ def test_agent_restarts_a_crashed_or_hung_envoy(cluster: Cluster) -> None:
     app = cluster.app_instance(workload)
     before = cluster.agent_metrics(workload)
 
+    killed = time.monotonic()
     cluster.kill_envoy(workload, signal.SIGKILL)
     eventually(lambda: _page_works(cluster), what="pages again after Envoy was killed")
+    healed = time.monotonic() - killed
     crashed = cluster.agent_metrics(workload)
     assert crashed.get(CRASHES, 0) == before.get(CRASHES, 0) + 1
 
+    hung = time.monotonic()
     cluster.kill_envoy(workload, signal.SIGSTOP)  # hung: alive, but answers nothing
     eventually(
         lambda: cluster.agent_metrics(workload).get(HANGS, 0) > crashed.get(HANGS, 0) or None,
         what="the agent noticing the hung Envoy and restarting it",
     )
     eventually(lambda: _page_works(cluster), what="pages again after Envoy hung")
+    report(
+        "Envoy healed",
+        f"killed: pages again after {healed:.2f} s; hung: after {time.monotonic() - hung:.2f} s",
+    )
     pages = cluster.request("details-v1", PRODUCTPAGE, n=50, concurrency=4)
     assert statuses(pages) == {200: 50}, summary(pages)
     after = cluster.agent_metrics(workload)
@@ -247,6 +380,7 @@ def test_traffic_survives_control_plane_loss_and_new_config_arrives(cluster: Clu
         apply_sample(cluster, "virtual-service-reviews-jason-v2.yaml")
     finally:
         cluster.start_discovery()
+        back = time.monotonic()
 
     def jason_on_v2() -> Sequence[Reply] | None:
         replies = cluster.request("productpage-v1", REVIEWS, n=10, headers=JASON)
@@ -260,3 +394,8 @@ def test_traffic_survives_control_plane_loss_and_new_config_arrives(cluster: Clu
         return proxies if not missing else None
 
     eventually(all_connected, what="every sidecar reconnected to pilot-discovery", timeout=60)
+    report(
+        "control plane back",
+        f"new routing and every sidecar connected {time.monotonic() - back:.2f} s after "
+        "pilot-discovery answered ready",
+    )

@@ -80,7 +80,10 @@ class Values:
         "proxyImage", _text, "the injected sidecar's image; default HUB/proxy:TAG", ""
     )
     image_pull_policy: str = _value(
-        "imagePullPolicy", _choice(PULL_POLICIES), "pull policy of istiod", "IfNotPresent"
+        "imagePullPolicy",
+        _choice(PULL_POLICIES),
+        "pull policy of istiod and of the sidecars it injects",
+        "IfNotPresent",
     )
     replicas: int = _value("replicas", _replicas, "istiod replicas", 1)
     log_level: str = _value("logLevel", _choice(LOG_LEVELS), "pilot-discovery's log level", "info")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build istiolite's two images, $IMAGE_HUB/proxy:$IMAGE_TAG (agent/Dockerfile) and
-# $IMAGE_HUB/pilot:$IMAGE_TAG (discovery/Dockerfile), from this repository.
+# $IMAGE_HUB/pilot:$IMAGE_TAG (discovery/Dockerfile), from this repository, and the sample
+# app's image istiolite/bookinfo:latest (samples/bookinfo/Dockerfile, the name its manifests use).
 #
 #   IMAGE_HUB=istiolite IMAGE_TAG=0.1.0 tools/build-images.sh     (what `make images` runs)
 #
@@ -19,6 +20,7 @@ IMAGE_TAG=${IMAGE_TAG:-$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' "$ROOT/istioli
 DEFAULT_BASE=istiolite/base:bookworm
 BASE_IMAGE=${BASE_IMAGE:-$DEFAULT_BASE}
 EXTRA_CA_CERTS_DIR=${EXTRA_CA_CERTS_DIR-/usr/local/share/ca-certificates}
+SAMPLE_IMAGE=${SAMPLE_IMAGE:-istiolite/bookinfo:latest}
 
 die() {
     echo "build-images: $*" >&2
@@ -31,17 +33,23 @@ extra_ca_certs() {
     find "$dir" -name '*.crt' -type f -print0 | sort -z | xargs -0 -r cat
 }
 
+# build DOCKERFILE IMAGE [CONTEXT [BUILD-ARG...]]
 build() {
-    local dockerfile=$1 image=$2 start
+    local dockerfile=$1 image=$2 context=${3:-$ROOT} start
+    shift $(($# < 3 ? $# : 3))
     start=$(date +%s)
     echo "build-images: $image from $dockerfile (base $BASE_IMAGE)" >&2
-    # Progress goes to stderr so that stdout carries only the image names.
+    # Progress goes to stderr so that stdout carries only the image names. DOCKER_BUILD_NETWORK
+    # (e.g. host) is for engines whose containers have no network of their own: the builds
+    # run apt-get and pip.
     docker build --file "$ROOT/$dockerfile" --tag "$image" \
+        ${DOCKER_BUILD_NETWORK:+--network "$DOCKER_BUILD_NETWORK"} \
         --build-arg BASE_IMAGE="$BASE_IMAGE" \
         --build-arg EXTRA_CA_CERTS="$CA_CERTS" \
         --build-arg VERSION="$IMAGE_TAG" \
         --build-arg REVISION="$REVISION" \
-        "$ROOT" >&2
+        "${@/#/--build-arg=}" \
+        "$context" >&2
     echo "build-images: $image built in $(($(date +%s) - start)) s" >&2
 }
 
@@ -63,8 +71,11 @@ main() {
     # The proxy first: the pilot's build stage is a prefix of it and comes from the cache.
     build agent/Dockerfile "$IMAGE_HUB/proxy:$IMAGE_TAG"
     build discovery/Dockerfile "$IMAGE_HUB/pilot:$IMAGE_TAG"
+    build samples/bookinfo/Dockerfile "$SAMPLE_IMAGE" "$ROOT/samples/bookinfo" \
+        "PILOT_IMAGE=$IMAGE_HUB/pilot:$IMAGE_TAG"
     echo "$IMAGE_HUB/proxy:$IMAGE_TAG"
     echo "$IMAGE_HUB/pilot:$IMAGE_TAG"
+    echo "$SAMPLE_IMAGE"
 }
 
 main "$@"

@@ -102,7 +102,7 @@ bootstrap_rootfs() {
     work=$(mktemp -d "$WORK/rootfs.XXXXXX")
     root=$work/rootfs
     # shellcheck disable=SC2064 # expand now: the trap outlives this function's locals
-    trap "umount '$root/proc' 2>/dev/null; rm -rf '$work'" EXIT
+    trap "umount '$root/proc' 2>/dev/null; rm -rf --one-file-system '$work'" EXIT
     log "debootstrap --variant=minbase $SUITE from $MIRROR, then ${NODE_PACKAGES[*]}"
     debootstrap --variant=minbase --arch="$ARCH" "$SUITE" "$root" "$MIRROR" >&2
     cat >"$root/etc/apt/sources.list" <<EOF
@@ -299,12 +299,20 @@ EOF
         [[ -S $root$state/containerd.sock ]] && break
         sleep 0.1
     done
-    [[ -S $root$state/containerd.sock ]] || die "the node's containerd did not start: $(tail -n5 "$WORK/preload-containerd.log")"
+    [[ -S $root$state/containerd.sock ]] || {
+        kill "$pid" 2>/dev/null
+        die "the node's containerd did not start: $(tail -n5 "$WORK/preload-containerd.log")"
+    }
+    local ctr=(chroot "$root" ctr --address "$state/containerd.sock" -n k8s.io) ref
     for archive in "$root"/preload/*.tar; do
-        chroot "$root" ctr --address "$state/containerd.sock" -n k8s.io images import \
-            --no-unpack --label io.cri-containerd.pinned=pinned "/preload/$(basename "$archive")" >&2
+        "${ctr[@]}" images import --no-unpack "/preload/$(basename "$archive")" >&2
     done
-    chroot "$root" ctr --address "$state/containerd.sock" -n k8s.io images ls -q >&2
+    # Pinned: the kubelet's image garbage collection never removes them. (containerd 1.6's
+    # `ctr images import` has no --label, so the label is set afterwards.)
+    for ref in $("${ctr[@]}" images ls -q); do
+        "${ctr[@]}" images label "$ref" io.cri-containerd.pinned=pinned >/dev/null
+    done
+    "${ctr[@]}" images ls >&2
     kill "$pid"
     wait "$pid" 2>/dev/null || true
     umount "$root/proc"
@@ -317,7 +325,7 @@ assemble() {
     work=$(mktemp -d "$WORK/node.XXXXXX")
     root=$work/rootfs
     # shellcheck disable=SC2064
-    trap "umount '$root/proc' 2>/dev/null; rm -rf '$work'" EXIT
+    trap "umount '$root/proc' 2>/dev/null; rm -rf --one-file-system '$work'" EXIT
     mkdir -p "$root" "$work/images"
     log "control-plane images"
     control_plane_images "$work/images" "$base" "$bin"

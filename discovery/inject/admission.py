@@ -25,7 +25,7 @@ from typing import Any, Literal
 import jsonpatch
 
 from istiolite.discovery.inject.errors import InjectionError
-from istiolite.discovery.inject.mutate import inject, should_inject
+from istiolite.discovery.inject.mutate import bypass_warnings, inject, should_inject
 from istiolite.discovery.inject.template import SidecarValues
 
 API_VERSION = "admission.k8s.io/v1"
@@ -75,7 +75,18 @@ def answer(body: bytes, values: SidecarValues) -> Reply:
     if not patch:
         log.debug("not injecting %s: %s", uid, should_inject(injected).reason)
         return Reply(200, _review(uid, allowed=True), outcome="skipped")
-    return Reply(200, _review(uid, allowed=True, patch=patch), outcome="injected")
+    warnings = bypass_warnings(injected, values)
+    for warning in warnings:
+        log.warning("pod %s: %s", _pod_name(request), warning)
+    review = _review(uid, allowed=True, patch=patch, warnings=warnings)
+    return Reply(200, review, outcome="injected")
+
+
+def _pod_name(request: Json) -> str:
+    obj = request.get("object") or {}
+    metadata = obj.get("metadata") or {} if isinstance(obj, dict) else {}
+    name = metadata.get("name") or metadata.get("generateName") or "?"
+    return f"{request.get('namespace') or metadata.get('namespace') or '?'}/{name}"
 
 
 def parse_review(body: bytes) -> Json:
@@ -104,8 +115,13 @@ def parse_review(body: bytes) -> Json:
     return request
 
 
-def _review(uid: str, *, allowed: bool, patch: list[Json] | None = None) -> Json:
+def _review(
+    uid: str, *, allowed: bool, patch: list[Json] | None = None, warnings: list[str] | None = None
+) -> Json:
     response: Json = {"uid": uid, "allowed": allowed}
+    if warnings:
+        # Shown by kubectl as "Warning: ..." to whoever created the pod.
+        response["warnings"] = warnings
     if patch:
         response["patchType"] = "JSONPatch"
         response["patch"] = base64.b64encode(json.dumps(patch).encode()).decode()

@@ -4,6 +4,8 @@
   quantity); `proxyCPULimit`, `proxyMemoryLimit`: its limits (a quantity, or "" for none);
 - `sidecar.istio.io/logLevel`: Envoy's log level (trace debug info warning error critical off);
 - `sidecar.istio.io/nativeSidecar`: native-sidecar mode (true or false);
+- `readiness.status.sidecar.istio.io/initialDelaySeconds`, `periodSeconds`,
+  `failureThreshold`: the proxy's readiness probe (whole numbers; 0 only for the delay);
 - `proxy.istio.io/config`: a ProxyConfig in YAML or JSON, of which
   `holdApplicationUntilProxyStarts` (true or false) is read and other fields are ignored;
 - `traffic.sidecar.istio.io/includeInboundPorts`: inbound ports captured (`*`, "" for none,
@@ -99,6 +101,13 @@ def _bool(text: str) -> bool:
     return lowered in _TRUE
 
 
+def _whole(text: str, *, least: int) -> int:
+    item = text.strip()
+    if not (item.isascii() and item.isdigit() and least <= int(item) <= 2**31 - 1):
+        raise ValueError(f"{text!r} is not a whole number of at least {least}")
+    return int(item)
+
+
 def _ports(text: str) -> tuple[int, ...]:
     ports = []
     for item in filter(None, (part.strip() for part in text.split(","))):
@@ -151,6 +160,18 @@ _VALUE_ANNOTATIONS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "sidecar.istio.io/proxyMemoryLimit": ("proxy_memory_limit", _limit),
     "sidecar.istio.io/logLevel": ("log_level", _log_level),
     "sidecar.istio.io/nativeSidecar": ("native_sidecar", _bool),
+    "readiness.status.sidecar.istio.io/initialDelaySeconds": (
+        "readiness_initial_delay_seconds",
+        lambda text: _whole(text, least=0),
+    ),
+    "readiness.status.sidecar.istio.io/periodSeconds": (
+        "readiness_period_seconds",
+        lambda text: _whole(text, least=1),
+    ),
+    "readiness.status.sidecar.istio.io/failureThreshold": (
+        "readiness_failure_threshold",
+        lambda text: _whole(text, least=1),
+    ),
 }
 
 _CAPTURE_ANNOTATIONS: dict[str, tuple[str, Callable[[str], Any]]] = {

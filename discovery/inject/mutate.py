@@ -103,6 +103,24 @@ def inject(pod: object, values: SidecarValues) -> Json:
     return result
 
 
+def bypass_warnings(pod: Json, values: SidecarValues) -> list[str]:
+    """App containers set to run as the proxy's uid: the capture rules let that uid's traffic
+    past Envoy (so Envoy's own does not loop), so theirs would silently skip the mesh."""
+    spec = pod.get("spec") or {}
+    pod_uid = (spec.get("securityContext") or {}).get("runAsUser")
+    warnings = []
+    for container in _all_containers(spec):
+        if container["name"] in (PROXY_NAME, INIT_NAME):
+            continue
+        uid = (container.get("securityContext") or {}).get("runAsUser", pod_uid)
+        if uid == values.proxy_uid:
+            warnings.append(
+                f"container {container['name']!r} runs as uid {uid}, the proxy's: its traffic "
+                "bypasses the sidecar; run it as another uid"
+            )
+    return warnings
+
+
 def check_pod_shape(pod: object) -> Json:
     """`pod`, once every field that injection reads has the expected type; else InjectionError."""
     if not isinstance(pod, dict):

@@ -57,6 +57,11 @@ class SidecarValues:
     proxy_memory_limit: str = "1Gi"
     hold_application_until_proxy_starts: bool = False
     native_sidecar: bool = False
+    # The kubelet's readiness probe of the proxy (Istio's defaults): a failing Envoy takes the
+    # pod out of its Services after failureThreshold periods.
+    readiness_initial_delay_seconds: int = 0
+    readiness_period_seconds: int = 15
+    readiness_failure_threshold: int = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +119,11 @@ def proxy_container(values: SidecarValues, *, app_probers: Json) -> Json:
         ],
         "env": _env(values, app_probers),
         "ports": [{"containerPort": PROMETHEUS_PORT, "name": "http-envoy-prom", "protocol": "TCP"}],
-        "readinessProbe": _ready_probe(periodSeconds=15, failureThreshold=4),
+        "readinessProbe": _ready_probe(
+            **({"initialDelaySeconds": d} if (d := values.readiness_initial_delay_seconds) else {}),
+            periodSeconds=values.readiness_period_seconds,
+            failureThreshold=values.readiness_failure_threshold,
+        ),
         # Frequent at first so a ready proxy is noticed within a second (in native-sidecar
         # mode the app containers wait for it), then the readiness probe takes over.
         "startupProbe": _ready_probe(periodSeconds=1, failureThreshold=600),

@@ -11,17 +11,26 @@ until stdin closes.
  -> {"replies": [{"status": 200, "latency": 0.0042, "body": {...}, "error": null}, ...]}
 
 `status` is null when no HTTP answer came back, `body` is the decoded JSON or, when the
-answer is not JSON, its text. It needs Python 3.11+ and aiohttp only (like the sample app),
-so the same file can be copied into any pod of the sample on a real cluster.
+answer is not JSON, its text, `headers` the response headers Envoy adds (`x-envoy-*`, the
+flags that say why it answered itself). It needs Python 3.11+ and aiohttp only (like the
+sample app), so the same file can be copied into any pod of the sample on a real cluster.
+
+`BatchClient` is the other end: it starts this program where the requests must come from (a
+command line such as `ip netns exec NS python3 loadclient.py` or `kubectl exec -i ...`) and
+sends it batches.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -33,6 +42,7 @@ class Reply:
     latency: float  # seconds, from sending the request to the end of the body
     body: Any
     error: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)  # x-envoy-* response headers
 
     @property
     def ok(self) -> bool:
@@ -92,6 +102,11 @@ async def _one(
         ) as response:
             raw = await response.read()
             status = response.status
+            envoy = {
+                k.lower(): v
+                for k, v in response.headers.items()
+                if k.lower().startswith("x-envoy-")
+            }
     except (aiohttp.ClientError, TimeoutError) as error:
         detail = f"{type(error).__name__}: {error}"
         return {
@@ -105,7 +120,51 @@ async def _one(
         "latency": time.perf_counter() - began,
         "body": _decode(raw),
         "error": None,
+        "headers": envoy,
     }
+
+
+class LoadClientError(RuntimeError):
+    """The load client exited or refused a batch; see its log."""
+
+
+class BatchClient:
+    """This program running elsewhere (`argv`), sent batches over its stdin and stdout."""
+
+    def __init__(self, argv: Sequence[str], log: Path) -> None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        self.log = log
+        with log.open("ab") as errors:
+            self.process = subprocess.Popen(
+                list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors
+            )
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def batch(self, spec: dict[str, Any]) -> list[Reply]:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        with contextlib.suppress(BrokenPipeError):  # it exited: readline() below says so
+            self.process.stdin.write(json.dumps(spec).encode() + b"\n")
+            self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise LoadClientError(f"the load client exited ({self.process.poll()}); see {self.log}")
+        answer = json.loads(line)
+        if "error" in answer:
+            raise LoadClientError(f"the load client rejected the batch: {answer['error']}")
+        return replies_from_json(answer)
+
+    def close(self) -> None:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        with contextlib.suppress(BrokenPipeError):
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process.stdout.close()
 
 
 async def serve() -> None:

@@ -38,7 +38,7 @@ import yaml
 
 from istiolite.api import ValidationError, parse_resource
 from istiolite.demo import DEFAULT_SAMPLE, loadclient, network
-from istiolite.demo.loadclient import Reply, replies_from_json
+from istiolite.demo.loadclient import BatchClient, Reply
 from istiolite.demo.processes import Processes
 from istiolite.demo.state import (
     DemoState,
@@ -108,7 +108,7 @@ class NetnsCluster:
         self.timings: list[Timing] = []
         self._state: DemoState | None = None
         self._topology: Topology | None = None
-        self._helpers: dict[str, _Helper] = {}
+        self._helpers: dict[str, BatchClient] = {}
         self._http = httpx.Client(timeout=2.0, trust_env=False)  # never a proxy from env
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -257,7 +257,8 @@ class NetnsCluster:
         if helper is None or not helper.running():
             pod = self.topology.pod(from_workload)
             log = self.store.logs / f"{pod.name}.loadclient.log"
-            helper = self._helpers[from_workload] = _Helper(pod.netns, log)
+            argv = ["ip", "netns", "exec", pod.netns, sys.executable, loadclient.__file__]
+            helper = self._helpers[from_workload] = BatchClient(argv, log)
         spec = {"url": url, "n": n, "headers": dict(headers or {}), "method": method}
         spec.update({"body": body, "concurrency": concurrency, "timeout": timeout})
         return helper.batch(spec)
@@ -495,43 +496,6 @@ class NetnsCluster:
         began = time.monotonic()
         yield
         self.timings.append(Timing(step, time.monotonic() - began))
-
-
-class _Helper:
-    """A long-lived `loadclient.py` inside one namespace: requests in batches, not one by one."""
-
-    def __init__(self, netns: str, log: Path) -> None:
-        argv = ["ip", "netns", "exec", netns, sys.executable, loadclient.__file__]
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("ab") as errors:
-            self.process = subprocess.Popen(
-                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors
-            )
-
-    def running(self) -> bool:
-        return self.process.poll() is None
-
-    def batch(self, spec: dict[str, Any]) -> list[Reply]:
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write(json.dumps(spec).encode() + b"\n")
-        self.process.stdin.flush()
-        line = self.process.stdout.readline()
-        if not line:
-            raise DemoError(f"the request helper exited ({self.process.poll()}); see its log")
-        answer = json.loads(line)
-        if "error" in answer:
-            raise DemoError(f"the request helper rejected the batch: {answer['error']}")
-        return replies_from_json(answer)
-
-    def close(self) -> None:
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.close()
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.process.stdout.close()
 
 
 @dataclass(frozen=True, slots=True)

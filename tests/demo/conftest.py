@@ -1,11 +1,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
+from e2e import figures
 from e2e.fixtures import netns_cluster, require_netns, tests_lock
 from istiolite.demo import NetnsCluster
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    figures.terminal_summary(terminalreporter, "what the scenarios measured")
 
 
 @pytest.fixture(scope="session")

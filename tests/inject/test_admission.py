@@ -84,3 +84,30 @@ def test_a_body_that_is_not_an_admission_review_gets_400_with_a_reason() -> None
     assert reply.status == 400
     assert reply.review is None
     assert "accepted: apiVersion 'admission.k8s.io/v1'" in reply.text
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"securityContext": {"runAsUser": 1337}},
+        {
+            "containers": [
+                {"name": "web", "image": "nginx:1.27", "securityContext": {"runAsUser": 1337}}
+            ]
+        },
+    ],
+    ids=["pod-level", "container-level"],
+)
+def test_an_app_running_as_the_proxys_uid_is_injected_with_a_warning(spec: dict[str, Any]) -> None:
+    reply = answer(body(review(pod(**spec))), VALUES)
+    assert reply.review is not None and reply.outcome == "injected"
+    [warning] = reply.review["response"]["warnings"]
+    assert "'web' runs as uid 1337" in warning and "bypasses the sidecar" in warning
+
+
+def test_a_container_overriding_the_pods_uid_1337_is_not_warned_about() -> None:
+    containers = [{"name": "web", "image": "nginx:1.27", "securityContext": {"runAsUser": 1000}}]
+    spec = {"securityContext": {"runAsUser": 1337}, "containers": containers}
+    reply = answer(body(review(pod(**spec))), VALUES)
+    assert reply.review is not None
+    assert "warnings" not in reply.review["response"]

@@ -334,6 +334,10 @@ def test_resource_annotations_override_requests_and_an_empty_limit_removes_it() 
         ("proxy.istio.io/config", "[1, 2]", "must be a ProxyConfig object"),
         ("proxy.istio.io/config", "a: [", "is not YAML"),
         ("proxy.istio.io/config", "holdApplicationUntilProxyStarts: 1", "must be true or false"),
+        ("readiness.status.sidecar.istio.io/periodSeconds", "0", "at least 1"),
+        ("readiness.status.sidecar.istio.io/failureThreshold", "-1", "at least 1"),
+        ("readiness.status.sidecar.istio.io/initialDelaySeconds", "1.5", "whole number"),
+        ("readiness.status.sidecar.istio.io/periodSeconds", "99999999999", "whole number"),
     ],
 )
 def test_bad_annotations_are_refused_naming_the_annotation(
@@ -343,6 +347,23 @@ def test_bad_annotations_are_refused_naming_the_annotation(
         inject(_annotated({annotation: value}), VALUES)
     assert caught.value.path.startswith(f"metadata.annotations[{annotation!r}]")
     assert complaint in str(caught.value)
+
+
+def test_readiness_annotations_tune_the_proxys_readiness_probe() -> None:
+    annotations = {
+        "readiness.status.sidecar.istio.io/initialDelaySeconds": "2",
+        "readiness.status.sidecar.istio.io/periodSeconds": "1",
+        "readiness.status.sidecar.istio.io/failureThreshold": "1",
+    }
+    probe = _container(inject(_annotated(annotations), VALUES), "istio-proxy")["readinessProbe"]
+    assert (probe["initialDelaySeconds"], probe["periodSeconds"], probe["failureThreshold"]) == (
+        2,
+        1,
+        1,
+    )
+    default = _container(inject(pod(), VALUES), "istio-proxy")["readinessProbe"]
+    assert (default["periodSeconds"], default["failureThreshold"]) == (15, 4)
+    assert "initialDelaySeconds" not in default
 
 
 # --- policy and idempotence ---------------------------------------------------------------

@@ -265,6 +265,8 @@ class _ReadinessWatch:
         self.process.terminate()
         self.process.wait()
         self.thread.join(timeout=5)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
 
 def sample_pods(kubectl: Kubectl) -> Sequence[dict[str, Any]]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import signal
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 import pytest
 import yaml
@@ -21,7 +21,6 @@ from e2e.cluster import Cluster, metric_total
 from e2e.figures import report
 from e2e.kind import NAMESPACE
 from e2e.kindcluster import KindCluster
-from istiolite.demo.loadclient import Reply
 from istiolite.testing.wait import eventually
 
 RESTARTS = "istio_agent_envoy_restarts_total"
@@ -138,23 +137,27 @@ def test_an_apps_readiness_is_answered_through_the_agent(kind: KindCluster, prob
 
 
 def _heal(kind: KindCluster, workload: str, sig: signal.Signals) -> tuple[float, list[bool]]:
-    """Signal Envoy in the running istio-proxy; returns the time until the workload serves
-    again and the pod's Ready changes the kubelet reported meanwhile."""
+    """Signal Envoy in the running istio-proxy; returns the seconds until the workload serves
+    calls again and the pod's Ready changes the kubelet reported until it was Ready again."""
+    url = f"http://{workload.removesuffix('-v1')}:9080/details/1"
+    [before] = kind.request("details-v1", url)  # the caller's load client is running
+    assert before.ok, before
     with kind.watching_readiness(workload) as readiness:
+        kind.kill_envoy(workload, sig)  # returns once the signal is sent
         began = time.monotonic()
-        kind.kill_envoy(workload, sig)
-
-        url = f"http://{workload.removesuffix('-v1')}:9080/details/1"
-
-        def serving() -> Sequence[Reply] | None:
-            if not kind.pod_ready(workload):
-                return None
-            replies = kind.request("details-v1", url, n=3, timeout=3)
-            return replies if all(r.ok for r in replies) else None
-
-        eventually(serving, what=f"{workload} Ready and serving again", timeout=60)
-        healed = time.monotonic() - began
-    return healed, [ready for _, ready in readiness]
+        eventually(
+            lambda: kind.request("details-v1", url, timeout=2)[0].ok or None,
+            what=f"{workload} serving again",
+            timeout=60,
+            interval=0.02,
+        )
+        serving = time.monotonic() - began
+        eventually(
+            lambda: (readiness and readiness[-1][1] and kind.pod_ready(workload)) or None,
+            what=f"{workload} Ready again",
+            timeout=60,
+        )
+    return serving, [ready for _, ready in readiness]
 
 
 def test_envoy_killed_or_hung_in_a_running_container_is_healed_in_place(

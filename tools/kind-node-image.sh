@@ -202,7 +202,7 @@ pause_binary() {
 
 # Every image kubeadm and kind run, saved as one docker-archive per image in $1.
 control_plane_images() {
-    local dir=$1 base=$2 bin=$3 coredns pause repo=registry.k8s.io name
+    local dir=$1 base=$2 bin=$3 coredns pause repo=registry.k8s.io name tag
     coredns=$(go_tool coredns github.com/coredns/coredns "$COREDNS_VERSION")
     pause=$(pause_binary)
     for name in kube-apiserver kube-controller-manager kube-scheduler; do
@@ -230,6 +230,8 @@ control_plane_images() {
     for name in "${images[@]}"; do
         docker save -o "$dir/$((i++)).tar" "$name"
     done
+    # They live on in the node image; the engine needs no copy.
+    docker image rm "${images[@]}" >/dev/null
 }
 
 # --- the node image -------------------------------------------------------------------------

@@ -73,6 +73,7 @@ _KEEP_WARMED = 2.0  # seconds a generation keeps responses built ahead, after it
 # not a proxy's, and would cost a build per name.
 MAX_NAMES = {ENDPOINT: 200_000, ROUTE: 10_000}
 MAX_ERROR = 4096  # characters of an error_detail kept and shown; Envoy's list every resource
+HELD_AFTER = 2.0  # seconds after Envoy took the endpoints that freed a CDS answer (`_held`)
 MAX_OTHER_TYPES = 8  # types istiolite does not serve that one stream may ask for
 EMPTY_VERSION = "empty"  # the version of the response to a type istiolite does not serve
 T = TypeVar("T")
@@ -166,6 +167,11 @@ class Connection:
         # The EDS response whose assignments the proxy holds; None: unknown, send them all.
         self.endpoints_held: Response | None = None
         self._last_names: dict[str, tuple[list[str], frozenset[str]]] = {}
+        # The whole EDS response sent after the last CDS one, and a CDS version Envoy still
+        # held after taking it: see `_held`.
+        self.endpoints_after_clusters = ""
+        self.held = ""
+        self.connection_closed = False
         # Types istiolite does not serve: answered with no resources, as Istio does.
         self.others: dict[str, TypeState] = {}
         self.pending_others: set[str] = set()
@@ -212,6 +218,9 @@ class Connection:
                 _printable(request.nonce, 64),
             )
         elif outcome.verdict is Verdict.ACK:
+            if type_url == ENDPOINT and request.nonce == self.endpoints_after_clusters:
+                # Envoy sends the CDS answer freed by these endpoints about when it ACKs them.
+                asyncio.get_running_loop().call_later(HELD_AFTER, self._held)
             awaiting = self.awaiting.pop(type_url, None)
             if awaiting is not None and awaiting.nonce == request.nonce:
                 self.server.metrics.convergence.observe(time.monotonic() - awaiting.changed_at)
@@ -253,6 +262,33 @@ class Connection:
         )
         if first:
             self.server.metrics.rejects.labels(short).inc()
+
+    def _held(self) -> None:
+        """Envoy took every endpoint sent after a CDS response and still does not answer it.
+
+        Envoy sends no CDS answer, ACK or NACK, while a cluster warms, and the EDS response
+        just ACKed gave every warming cluster its endpoints. Envoy 1.40 keeps a cluster it
+        rejected for a maglev table size that is not prime warming for good, so that NACK
+        never comes, nor any later CDS answer on this stream (docs/decisions.md). What can be
+        seen of it is this silence: it is shown and logged, not counted as a reject.
+        """
+        clusters = self.states.get(CLUSTER)
+        if self.proxy is None or self.connection_closed:
+            return
+        if clusters is None or clusters.sent_version in (
+            clusters.acked_version,
+            clusters.nacked_version,
+        ):
+            return
+        self.held = clusters.sent_version
+        self.tell(
+            ("held", "CDS", self.held),
+            "proxy %s has not answered CDS version %s though it took the endpoints sent after "
+            "it: Envoy holds CDS answers while clusters warm, and keeps some clusters it rejects "
+            "warming for good (its log says which)",
+            self.proxy.id,
+            self.held,
+        )
 
     def _other_type(self, type_url: str, message: discovery_pb2.DiscoveryRequest) -> None:
         """A type istiolite does not serve: logged, and answered with no resources as Istio
@@ -403,6 +439,7 @@ class Connection:
             # Envoy warms the clusters this changes until their endpoints arrive, and holds its
             # CDS answer until then: they must get every assignment, and soon (protocol.py).
             self.endpoints_held = None
+            self.endpoints_after_clusters = ""
             if ENDPOINT in self.states:
                 self.states[ENDPOINT] = clusters_sent(self.states[ENDPOINT])
         elif type_url == ENDPOINT:
@@ -410,6 +447,7 @@ class Connection:
             response = self._endpoint_changes(whole, must=must)
             if response is whole:
                 self.states[ENDPOINT] = endpoints_sent_whole(self.states[ENDPOINT])
+                self.endpoints_after_clusters = self.endpoints_after_clusters or response.nonce
         body = response.body()
         await self.context.write(body)
         short = SHORT_NAMES.get(type_url, type_url)
@@ -455,6 +493,10 @@ class Connection:
                     "nacked": s.nacked_version,
                     "error": s.error,
                     "nacks": s.nacks,
+                    # Sent, and neither ACKed nor NACKed though Envoy took what followed it.
+                    "held": t == CLUSTER
+                    and s.sent_version == self.held
+                    and s.sent_version not in (s.acked_version, s.nacked_version),
                     # A count, not the names: with thousands of clusters per proxy the names
                     # would make this page megabytes long (see /debug/config_dump for them).
                     "resources": len(s.names),
@@ -618,6 +660,7 @@ class AdsServer:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
         finally:
             writer.cancel()
+            connection.connection_closed = True
             del self.connections[connection.conn_id]
             self.metrics.connected.dec()
             who = connection.who

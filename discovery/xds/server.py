@@ -297,7 +297,7 @@ class Connection:
         shown = _printable(type_url, 200)
         if type_url not in self.others and (not type_url or len(self.others) >= MAX_OTHER_TYPES):
             self.tell(
-                ("unserved type", shown),
+                ("unserved type",),
                 "proxy %s asked for type %r: not served, "
                 "and not answered (empty, or past %d unknown types on one stream)",
                 self.proxy.id,
@@ -307,8 +307,9 @@ class Connection:
             )
             return
         if type_url not in self.others:
+            # One key per proxy, not per type: a client can make up types without end.
             self.tell(
-                ("unknown type", shown),
+                ("unknown type",),
                 "proxy %s asked for type %r, which istiolite "
                 "does not serve: answered with no resources",
                 self.proxy.id,
@@ -319,7 +320,7 @@ class Connection:
         self.others[type_url] = outcome.state
         if outcome.verdict is Verdict.NACK:
             self.tell(
-                ("rejected", shown, outcome.rejected),
+                ("rejected", "unknown type"),
                 "proxy %s rejected the empty response for type %r: %s",
                 self.proxy.id,
                 shown,

@@ -161,11 +161,14 @@ async def test_an_unknown_type_is_answered_empty_logged_once_and_the_stream_goes
     for _ in range(100):  # it ACKs, and asks again and again
         await stream.send(type_url=UNKNOWN, response_nonce=empty.nonce)
         await stream.send(type_url=UNKNOWN)
+    for i in range(1000):  # types made up without end
+        await stream.send(type_url=f"{UNKNOWN}{i}")
     await stream.send(type_url=CLUSTER)
     while (await stream.read()).type_url != CLUSTER:
         pass
-    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
-    assert len(errors) == 1 and "does not serve" in errors[0].getMessage()
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 2, errors
+    assert "does not serve" in errors[0] and "past 8 unknown types" in errors[1]
 
 
 async def test_thousands_of_nacks_of_one_response_count_once_and_log_two_lines(

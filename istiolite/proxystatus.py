@@ -2,7 +2,9 @@
 
 Reads pilot-discovery's /debug/syncz and prints one row per proxy, like `istioctl
 proxy-status`: per xDS type SYNCED (the last response sent was ACKed), STALE (sent, no answer
-yet), NACKED (the proxy rejected it and runs its previous config) or NOT SENT.
+yet), NACKED (the proxy rejected it and runs its previous config) or NOT SENT. Below the table, each
+rejection with Envoy's reason, and each CDS response Envoy holds unanswered (discovery's
+/debug/syncz says `held`: see docs/decisions.md).
 """
 
 from __future__ import annotations
@@ -50,8 +52,15 @@ def errors(syncz: Mapping[str, Any]) -> list[str]:
     out = []
     for proxy in syncz.get("proxies", []):
         for kind, state in proxy.get("types", {}).items():
+            name = proxy_name(str(proxy.get("proxy")))
             if state.get("error"):
                 out.append(
-                    f"{proxy_name(str(proxy.get('proxy')))} rejected {kind}: {state['error']}"
+                    f"{name} rejected {kind} version {state.get('nacked')}: {state['error']}"
+                )
+            if state.get("held"):
+                out.append(
+                    f"{name} has not answered {kind} version {state.get('sent')}: Envoy holds "
+                    "CDS answers while clusters warm, and keeps some it rejects warming "
+                    "(its log says which)"
                 )
     return out

@@ -59,4 +59,10 @@ def test_table_has_one_row_per_proxy_sorted_by_name() -> None:
 
 
 def test_rejections_are_listed_with_envoys_reason() -> None:
-    assert errors(SYNCZ) == ["reviews-v1-x.default rejected RDS: bad regex"]
+    assert errors(SYNCZ) == ["reviews-v1-x.default rejected RDS version d2: bad regex"]
+
+
+def test_a_held_cds_response_is_listed() -> None:
+    held = {"proxies": [{"proxy": "p.default", "types": {"CDS": {"sent": "c2", "held": True}}}]}
+    [line] = errors(held)
+    assert line.startswith("p.default has not answered CDS version c2")

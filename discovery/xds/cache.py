@@ -364,8 +364,11 @@ class Generation:
         elif type_url == ROUTE:
             rds = ("rds", ns, Ident(snapshot.sidecar(proxy)), snapshot.caller_labels(proxy))
             fingerprints = (shapes, self.rules, self.routes)
+            # Route configs are named by port; other names (a client's garbage) get nothing.
             keys = tuple(
-                ((*rds, int(name)), fingerprints) for name in sorted(names) if name.isdigit()
+                ((*rds, int(name)), fingerprints)
+                for name in sorted(names)
+                if name.isascii() and name.isdigit()
             )
         elif type_url in (CLUSTER, LISTENER):
             # Outbound config is shared by the proxies of a namespace under the same Sidecar.

@@ -15,6 +15,11 @@ proxies (`AdsServer.warm`) while its change is still being debounced.
 Endpoints go out incrementally, as Istio's do: once a proxy holds a full EDS response, a push
 names only the assignments that changed (state-of-the-world EDS lets a response name some of
 the subscribed clusters; Envoy keeps the others). A request, or a NACK, brings back a full one.
+
+Requests are input from the network: the protocol rules (protocol.py) and node ids (node.py)
+are checked in pure functions; what a client gets wrong is logged once per proxy and kind,
+repeats summarised (notices.py), and only a stream that cannot be served (no node, a bad or
+changing node id, too many names) is closed, with a gRPC status that says why.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Hashable
 from concurrent.futures import Executor
 from concurrent.futures import Future as ThreadFuture
 from dataclasses import dataclass
@@ -36,22 +41,46 @@ from google.protobuf import json_format
 from istiolite.discovery.metrics import Metrics
 from istiolite.discovery.model import Proxy, Snapshot
 from istiolite.discovery.xds.cache import (
+    CLUSTER,
     ENDPOINT,
     NAMED_TYPES,
     PUSH_ORDER,
+    ROUTE,
     SHORT_NAMES,
     Generation,
     PartCache,
     Response,
     ResponseKey,
 )
-from istiolite.discovery.xds.protocol import Request, TypeState, Verdict, on_request, sent
+from istiolite.discovery.xds.node import NodeError, parse_node
+from istiolite.discovery.xds.notices import Repeats
+from istiolite.discovery.xds.protocol import (
+    Request,
+    TypeState,
+    Verdict,
+    clusters_sent,
+    endpoints_sent_whole,
+    on_request,
+    sent,
+)
 
 log = logging.getLogger(__name__)
 
 ADS_SERVICE = "envoy.service.discovery.v3.AggregatedDiscoveryService"
 _KEEP_WARMED = 2.0  # seconds a generation keeps responses built ahead, after it is published
+# Bounds on what one request may ask. Envoy names one EDS resource per cluster (tens of
+# thousands in the largest meshes) and one RDS resource per HTTP port; past these a request is
+# not a proxy's, and would cost a build per name.
+MAX_NAMES = {ENDPOINT: 200_000, ROUTE: 10_000}
+MAX_ERROR = 4096  # characters of an error_detail kept and shown; Envoy's list every resource
+HELD_AFTER = 2.0  # seconds after Envoy took the endpoints that freed a CDS answer (`_held`)
+MAX_OTHER_TYPES = 8  # types istiolite does not serve that one stream may ask for
+EMPTY_VERSION = "empty"  # the version of the response to a type istiolite does not serve
 T = TypeVar("T")
+
+
+class RequestError(ValueError):
+    """A request that cannot be served; its stream is closed with this message."""
 
 
 class Batch:
@@ -126,6 +155,9 @@ class Connection:
         self.server = server
         self.context = context
         self.conn_id = f"{context.peer()}-{next(self._ids)}"
+        # Who to name in the log before the node is known: the peer's address without its
+        # port, so a client reconnecting over and over is one key (notices.py).
+        self.peer_host = context.peer().rpartition(":")[0] or context.peer()
         self.connected_at = time.time()
         self.proxy: Proxy | None = None
         self.states: dict[str, TypeState] = {}
@@ -135,54 +167,216 @@ class Connection:
         # The EDS response whose assignments the proxy holds; None: unknown, send them all.
         self.endpoints_held: Response | None = None
         self._last_names: dict[str, tuple[list[str], frozenset[str]]] = {}
+        # The whole EDS response sent after the last CDS one, and a CDS version Envoy still
+        # held after taking it: see `_held`.
+        self.endpoints_after_clusters = ""
+        self.held = ""
+        self.connection_closed = False
+        # Types istiolite does not serve: answered with no resources, as Istio does.
+        self.others: dict[str, TypeState] = {}
+        self.pending_others: set[str] = set()
         self.wake = asyncio.Event()
 
     def push(self) -> None:
         self.wake.set()
 
     def on_request(self, message: discovery_pb2.DiscoveryRequest) -> None:
-        if self.proxy is None:
-            if not message.HasField("node"):
-                raise ValueError("the first request on a stream must carry the node")
-            metadata = json_format.MessageToDict(message.node.metadata)
-            self.proxy = Proxy.from_node(message.node.id, metadata)
-            log.info("proxy %s connected (%s)", self.proxy.id, self.conn_id)
+        """Apply one request. Raises RequestError (or NodeError) when the stream must close."""
+        proxy = self._identify(message)
         type_url = message.type_url
-        names = self._names(type_url, message) if type_url in NAMED_TYPES else frozenset()
-        request = Request(
-            version_info=message.version_info,
-            nonce=message.response_nonce,
-            names=names,
-            error=message.error_detail.message if message.HasField("error_detail") else "",
-        )
-        state, verdict, respond = on_request(self.states.get(type_url), request)
-        self.states[type_url] = state
-        if verdict is Verdict.NACK:
-            if type_url == ENDPOINT:
-                self.endpoints_held = None  # it kept what it had before: resend everything
-            self.server.metrics.rejects.labels(SHORT_NAMES.get(type_url, type_url)).inc()
-            log.warning(
-                "proxy %s rejected %s version %s: %s",
-                self.proxy.id,
-                SHORT_NAMES.get(type_url, type_url),
-                state.nacked_version,
-                request.error,
+        if type_url not in SHORT_NAMES:
+            self._other_type(type_url, message)
+            return
+        short = SHORT_NAMES[type_url]
+        names: frozenset[str] = frozenset()
+        if type_url in NAMED_TYPES:
+            if len(message.resource_names) > MAX_NAMES[type_url]:
+                raise RequestError(
+                    f"{short} request names {len(message.resource_names)} resources; "
+                    f"at most {MAX_NAMES[type_url]} are served on one stream"
+                )
+            names = self._names(type_url, message)
+        request = _request(message, names)
+        if request.error and not request.nonce:
+            self.tell(
+                ("error without nonce", short),
+                "proxy %s sent a %s error_detail without "
+                "a response_nonce, so it rejects nothing sent: ignored",
+                proxy.id,
+                short,
             )
-        elif verdict is Verdict.ACK:
+        outcome = on_request(self.states.get(type_url), request)
+        self.states[type_url] = outcome.state
+        if outcome.verdict is Verdict.NACK:
+            self._rejected(type_url, outcome.rejected, request.error)
+        elif outcome.verdict is Verdict.UNKNOWN_NONCE:
+            self.tell(
+                ("unknown nonce", short),
+                "proxy %s answered a %s response this stream never sent (nonce %s): ignored",
+                proxy.id,
+                short,
+                _printable(request.nonce, 64),
+            )
+        elif outcome.verdict is Verdict.ACK:
+            if type_url == ENDPOINT and request.nonce == self.endpoints_after_clusters:
+                # Envoy sends the CDS answer freed by these endpoints about when it ACKs them.
+                asyncio.get_running_loop().call_later(HELD_AFTER, self._held)
             awaiting = self.awaiting.pop(type_url, None)
             if awaiting is not None and awaiting.nonce == request.nonce:
                 self.server.metrics.convergence.observe(time.monotonic() - awaiting.changed_at)
-        if respond:
+        if outcome.respond:
             self.pending.add(type_url)
             self.wake.set()
+
+    def _identify(self, message: discovery_pb2.DiscoveryRequest) -> Proxy:
+        """The stream's proxy, from its first request; a stream serves one proxy only."""
+        if self.proxy is None:
+            if not message.HasField("node"):
+                raise NodeError(
+                    "the first request on a stream must carry the node (Node.id and metadata); "
+                    "this one has none"
+                )
+            self.proxy = parse_node(message.node.id, _metadata(message.node))
+            log.info("proxy %s connected (%s)", self.proxy.id, self.conn_id)
+        elif message.HasField("node") and message.node.id and message.node.id != self.proxy.id:
+            raise NodeError(
+                f"node id changed on the stream from {self.proxy.id!r} to "
+                f"{_printable(message.node.id, 120)!r}: a stream serves one proxy; "
+                "reconnect instead"
+            )
+        return self.proxy
+
+    def _rejected(self, type_url: str, version: str, error: str) -> None:
+        """A NACK: counted and logged once per proxy, type and version; repeats summarised."""
+        if type_url == ENDPOINT:
+            self.endpoints_held = None  # it kept what it had before: resend everything
+        short = SHORT_NAMES.get(type_url, "other")
+        assert self.proxy is not None
+        first = self.tell(
+            ("rejected", short, version),
+            "proxy %s rejected %s version %s: %s",
+            self.proxy.id,
+            short,
+            version,
+            _printable(error, MAX_ERROR),
+        )
+        if first:
+            self.server.metrics.rejects.labels(short).inc()
+
+    def _held(self) -> None:
+        """Envoy took every endpoint sent after a CDS response and still does not answer it.
+
+        Envoy sends no CDS answer, ACK or NACK, while a cluster warms, and the EDS response
+        just ACKed gave every warming cluster its endpoints. Envoy 1.40 keeps a cluster it
+        rejected for a maglev table size that is not prime warming for good, so that NACK
+        never comes, nor any later CDS answer on this stream (docs/decisions.md). What can be
+        seen of it is this silence: it is shown and logged, not counted as a reject.
+        """
+        clusters = self.states.get(CLUSTER)
+        if self.proxy is None or self.connection_closed:
+            return
+        if clusters is None or clusters.sent_version in (
+            clusters.acked_version,
+            clusters.nacked_version,
+        ):
+            return
+        self.held = clusters.sent_version
+        self.tell(
+            ("held", "CDS", self.held),
+            "proxy %s has not answered CDS version %s though it took the endpoints sent after "
+            "it: Envoy holds CDS answers while clusters warm, and keeps some clusters it rejects "
+            "warming for good (its log says which)",
+            self.proxy.id,
+            self.held,
+        )
+
+    def _other_type(self, type_url: str, message: discovery_pb2.DiscoveryRequest) -> None:
+        """A type istiolite does not serve: logged, and answered with no resources as Istio
+        does (a client waiting on it is not left waiting); the stream goes on."""
+        assert self.proxy is not None
+        shown = _printable(type_url, 200)
+        if type_url not in self.others and (not type_url or len(self.others) >= MAX_OTHER_TYPES):
+            self.tell(
+                ("unserved type",),
+                "proxy %s asked for type %r: not served, "
+                "and not answered (empty, or past %d unknown types on one stream)",
+                self.proxy.id,
+                shown,
+                MAX_OTHER_TYPES,
+                level=logging.ERROR,
+            )
+            return
+        if type_url not in self.others:
+            # One key per proxy, not per type: a client can make up types without end.
+            self.tell(
+                ("unknown type",),
+                "proxy %s asked for type %r, which istiolite "
+                "does not serve: answered with no resources",
+                self.proxy.id,
+                shown,
+                level=logging.ERROR,
+            )
+        outcome = on_request(self.others.get(type_url), _request(message, frozenset()))
+        self.others[type_url] = outcome.state
+        if outcome.verdict is Verdict.NACK:
+            self.tell(
+                ("rejected", "unknown type"),
+                "proxy %s rejected the empty response for type %r: %s",
+                self.proxy.id,
+                shown,
+                _printable(outcome.state.error, MAX_ERROR),
+            )
+        if outcome.respond:
+            self.pending_others.add(type_url)
+            self.wake.set()
+
+    @property
+    def who(self) -> str:
+        return self.proxy.id if self.proxy is not None else self.peer_host
+
+    def tell(
+        self, what: tuple[Hashable, ...], message: str, *args: object, level: int = logging.WARNING
+    ) -> bool:
+        """Log something this proxy did once, repeats summarised; True the first time."""
+        note = self.server.repeats.note((self.who, *what))
+        if note.first:
+            log.log(level, message, *args)
+        elif note.repeats:
+            log.log(
+                level, message + " (%d more times since it was last logged)", *args, note.repeats
+            )
+        return note.first
 
     async def write_loop(self) -> None:
         while True:
             await self.wake.wait()
             self.wake.clear()
             generation = self.server.generation
-            if generation is not None and self.proxy is not None:
-                await self._push(generation, self.proxy)
+            if self.proxy is None:
+                continue
+            try:
+                if generation is not None:
+                    await self._push(generation, self.proxy)
+                await self._answer_others()
+            except Exception as e:
+                # Not the stream's end: a bug on one push must not silence the proxy for good.
+                self.tell(
+                    ("writer", type(e).__name__),
+                    "writing to proxy %s failed: %r",
+                    self.proxy.id,
+                    e,
+                    level=logging.ERROR,
+                )
+
+    async def _answer_others(self) -> None:
+        for type_url in sorted(self.pending_others):
+            self.pending_others.discard(type_url)
+            nonce = f"x{next(self.server.nonces)}"
+            self.others[type_url] = sent(self.others[type_url], version=EMPTY_VERSION, nonce=nonce)
+            body = discovery_pb2.DiscoveryResponse(
+                version_info=EMPTY_VERSION, type_url=type_url, nonce=nonce
+            ).SerializeToString()
+            await self.context.write(body)
 
     async def _push(self, generation: Generation, proxy: Proxy) -> None:
         """Answer every type whose inputs changed or that Envoy asked for, in push order."""
@@ -242,8 +436,19 @@ class Connection:
         self.states[type_url] = sent(state, version=version, nonce=response.nonce)
         if not must:
             self.awaiting[type_url] = _Awaiting(nonce=response.nonce, changed_at=generation.created)
-        if type_url == ENDPOINT:
-            response = self._endpoint_changes(response, must=must)
+        if type_url == CLUSTER:
+            # Envoy warms the clusters this changes until their endpoints arrive, and holds its
+            # CDS answer until then: they must get every assignment, and soon (protocol.py).
+            self.endpoints_held = None
+            self.endpoints_after_clusters = ""
+            if ENDPOINT in self.states:
+                self.states[ENDPOINT] = clusters_sent(self.states[ENDPOINT])
+        elif type_url == ENDPOINT:
+            whole = response
+            response = self._endpoint_changes(whole, must=must)
+            if response is whole:
+                self.states[ENDPOINT] = endpoints_sent_whole(self.states[ENDPOINT])
+                self.endpoints_after_clusters = self.endpoints_after_clusters or response.nonce
         body = response.body()
         await self.context.write(body)
         short = SHORT_NAMES.get(type_url, type_url)
@@ -288,16 +493,46 @@ class Connection:
                     "acked": s.acked_version,
                     "nacked": s.nacked_version,
                     "error": s.error,
+                    "nacks": s.nacks,
+                    # Sent, and neither ACKed nor NACKed though Envoy took what followed it.
+                    "held": t == CLUSTER
+                    and s.sent_version == self.held
+                    and s.sent_version not in (s.acked_version, s.nacked_version),
                     # A count, not the names: with thousands of clusters per proxy the names
                     # would make this page megabytes long (see /debug/config_dump for them).
                     "resources": len(s.names),
                 }
-                for t, s in sorted(
-                    self.states.items(),
-                    key=lambda kv: PUSH_ORDER.index(kv[0]) if kv[0] in PUSH_ORDER else 9,
-                )
+                for t, s in [
+                    *sorted(self.states.items(), key=lambda kv: PUSH_ORDER.index(kv[0])),
+                    *sorted(self.others.items()),
+                ]
             },
         }
+
+
+def _request(message: discovery_pb2.DiscoveryRequest, names: frozenset[str]) -> Request:
+    error = message.error_detail.message if message.HasField("error_detail") else ""
+    if message.HasField("error_detail") and not error:
+        error = f"(no message; code {message.error_detail.code})"
+    if len(error) > MAX_ERROR:
+        error = f"{error[:MAX_ERROR]}... ({len(error) - MAX_ERROR} more characters)"
+    return Request(nonce=message.response_nonce, names=names, error=error)
+
+
+def _metadata(node: Any) -> dict[str, Any]:
+    try:
+        return dict(json_format.MessageToDict(node.metadata))
+    except Exception as e:  # a Struct always converts; this is belt and braces for the edge
+        raise NodeError(f"node metadata cannot be read: {e}") from e
+
+
+def _printable(text: str, limit: int) -> str:
+    """Client text for one log line: control characters escaped, at most `limit` characters."""
+    if len(text) > limit:
+        text = f"{text[:limit]}... ({len(text) - limit} more characters)"
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _responses(
@@ -356,6 +591,8 @@ class AdsServer:
         self.names: dict[frozenset[str], frozenset[str]] = {}
         self.name_lists: dict[frozenset[str], list[str]] = {}  # each set's names as first listed
         self._numbers = itertools.count(1)
+        self.repeats = Repeats()  # what proxies did wrong, logged once (notices.py)
+        self.nonces = itertools.count(1)  # for responses to types istiolite does not serve
 
     def next_generation(self, snapshot: Snapshot) -> Generation:
         """A generation of a snapshot, to be warmed and published; not served before that."""
@@ -417,14 +654,24 @@ class AdsServer:
                 connection.on_request(message)
                 if writer.done():
                     break
-        except ValueError as e:
+        except ValueError as e:  # NodeError, RequestError: this stream cannot be served
+            connection.tell(
+                ("closed", type(e).__name__), "closing the stream of %s: %s", connection.who, e
+            )
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
         finally:
             writer.cancel()
+            connection.connection_closed = True
             del self.connections[connection.conn_id]
             self.metrics.connected.dec()
-            proxy = connection.proxy.id if connection.proxy else connection.conn_id
-            log.info("proxy %s disconnected", proxy)
+            who = connection.who
+            for key, repeats in self.repeats.flush(who):
+                log.warning("proxy %s: %d more of %s before it disconnected", who, repeats, key[1:])
+            # Streams that never said who they are are not worth a line each: a client can
+            # open thousands.
+            log.log(
+                logging.INFO if connection.proxy else logging.DEBUG, "proxy %s disconnected", who
+            )
 
     def handler(self) -> grpc.GenericRpcHandler:
         """The ADS service with a bytes-passthrough serializer: responses are pre-encoded."""

@@ -138,7 +138,11 @@ class Supervisor:
         current = state.current
         if state.stopping:
             return judge_readiness(running=False, observation=None, stopping=True)
-        if current is None or not current.running:
+        if current is not None and not current.running:
+            # It exited, and the loop has not handled that yet.
+            down = f"Envoy exited with {current.process.returncode}"
+            return judge_readiness(running=False, observation=None, down=down)
+        if current is None:
             return judge_readiness(running=False, observation=None, down=state.down_reason)
         observation = await self.admin.observe()
         if observation.state is not None:
@@ -210,11 +214,12 @@ class Supervisor:
         current = self.state.current
         assert current is not None
         self.metrics.count_restart(reason.value)
-        await self._stop_all(graceful=False)
         delay = self.backoff.delay_after_exit(self.clock() - current.started_at)
         self.state.restart_at = self.clock() + delay
+        # Said before the first await: readiness asked meanwhile gets the reason, not "".
         self.state.down_reason = f"{why}; restarting in {delay:.2f}s"
         log.warning("%s (%s); restarting in %.2fs", why, reason, delay)
+        await self._stop_all(graceful=False)
 
     async def _reload(self) -> None:
         current = self.state.current

@@ -30,7 +30,7 @@ from typing import Any
 from istiolite.agent.admin import EnvoyAdmin
 from istiolite.agent.metrics import AgentMetrics
 from istiolite.agent.policy import Backoff, HealthTracker, Readiness, judge_readiness
-from istiolite.agent.settings import ProxySettings
+from istiolite.agent.settings import ProxySettings, split_log_level
 
 log = logging.getLogger("istiolite.agent")
 
@@ -277,22 +277,24 @@ class Supervisor:
             identity = ["--use-dynamic-base-id", "--base-id-path", str(self.base_id_path)]
         else:
             identity = ["--base-id", str(base_id)]
-        return [
+        argv = [
             settings.envoy_path(),
-            "-c",
-            str(self.bootstrap_path),
+            "-c", str(self.bootstrap_path),
             *identity,
-            "--restart-epoch",
-            str(epoch),
-            "--drain-time-s",
-            str(drain),
-            "--parent-shutdown-time-s",
-            str(drain + 1),
-            "--concurrency",
-            str(settings.concurrency),
-            "--log-level",
-            settings.log_level,
-        ]
+            "--restart-epoch", str(epoch),
+            "--drain-time-s", str(drain),
+            "--parent-shutdown-time-s", str(drain + 1),
+        ]  # fmt: skip
+        # As Istio: concurrency 0 leaves Envoy its default (a worker per CPU); so does a log
+        # level made of component levels only (`misc:error`) for the level itself.
+        if settings.concurrency:
+            argv += ["--concurrency", str(settings.concurrency)]
+        level, components = split_log_level(settings.log_level)
+        if level:
+            argv += ["--log-level", level]
+        if components:
+            argv += ["--component-log-level", ",".join(components)]
+        return argv
 
     async def _stop_all(self, *, graceful: bool) -> None:
         """Stop every epoch and wait until each is gone, so ports are free for a cold start."""

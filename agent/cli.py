@@ -82,7 +82,8 @@ def proxy() -> None:
     epilog="The pod's identity is read from the environment, as the injector sets it: "
     "POD_NAME, POD_NAMESPACE, INSTANCE_IP (or INSTANCE_IPS), SERVICE_ACCOUNT, "
     "ISTIO_META_<KEY>, ISTIO_METAJSON_<KEY> (a JSON object), ISTIO_KUBE_APP_PROBERS. "
-    "Exit status: 0 stopped, 2 a setting cannot be used."
+    "Exit status: 0 stopped, 2 a setting cannot be used, 3 Envoy kept refusing its "
+    "arguments or bootstrap."
 )
 @settings_options(ProxySettings)
 def sidecar(**values: Any) -> None:

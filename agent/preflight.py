@@ -24,6 +24,7 @@ def sidecar_problems(settings: ProxySettings) -> Iterator[tuple[str, str]]:
         "config_path": writable_directory(settings.config_path),
         "envoy_binary": runnable(settings.envoy_path()),
         "pod_labels_path": _labels_problem(settings.pod_labels_path),
+        "termination_message_path": _not_a_directory(settings.termination_message_path),
     }
     yield from ((field, problem) for field, problem in checks.items() if problem)
 
@@ -82,3 +83,8 @@ def _labels_problem(path: Path) -> str | None:
         reason = error.strerror if isinstance(error, OSError) else str(error)
         return f"expected the downward API's labels file: {reason}"
     return None
+
+
+def _not_a_directory(path: Path) -> str | None:
+    # Written only when it exists (Kubernetes mounts it); a directory there is a mistake.
+    return "expected a file; this is a directory" if path.is_dir() else None

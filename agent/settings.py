@@ -505,6 +505,12 @@ class ProxySettings:
         doc="downward-API file of pod labels, if present; a change re-renders the bootstrap",
         parse=parse_path,
     )
+    termination_message_path: Path = setting(  # noqa: RUF009 (a Path is immutable)
+        Path("/dev/termination-log"),
+        env="TERMINATION_MESSAGE_PATH",
+        doc="the container's terminationMessagePath: when it exists, why the agent gave up",
+        parse=parse_path,
+    )
     status_port: int = port(15020, env="STATUS_PORT", doc="port of the agent's status server")
     admin_port: int = port(15000, env="ENVOY_ADMIN_PORT", doc="Envoy admin port (127.0.0.1)")
     prometheus_port: int = port(
@@ -559,6 +565,14 @@ class ProxySettings:
         env="ENVOY_STARTUP_GRACE",
         doc="time a new Envoy has to open its admin port",
         minimum=0.0,
+    )
+    startup_failure_limit: int = number(
+        3,
+        env="ENVOY_STARTUP_FAILURE_LIMIT",
+        doc="after this many start-ups in a row that Envoy ends the same way, refusing its "
+        "arguments or bootstrap, the agent exits (3) with Envoy's error",
+        minimum=1,
+        maximum=1000,
     )
     restart_backoff_base: float = duration(
         0.2, env="RESTART_BACKOFF_BASE", doc="delay before the second restart in a row; doubles"

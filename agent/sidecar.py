@@ -4,7 +4,7 @@ status server and the signals.
 `prepare` runs before the event loop and does every check that can fail at start: the pod's
 identity in the environment, the app probes, the paths, and the status port (it is bound there,
 so a port another process holds is reported like a bad value). `run_sidecar` then cannot fail
-on its inputs; it ends when asked to stop.
+on its inputs; it ends when asked to stop, or when Envoy keeps refusing its configuration.
 """
 
 from __future__ import annotations
@@ -33,6 +33,12 @@ from istiolite.agent.settings import ProxySettings, SettingsError, invalid
 from istiolite.agent.status import status_app
 
 log = logging.getLogger("istiolite.agent")
+
+# The agent's exit status when Envoy kept refusing its arguments or bootstrap (2 is a bad
+# setting, 1 anything unforeseen).
+EXIT_ENVOY_REFUSED = 3
+# The kubelet keeps at most this much of a termination message.
+_TERMINATION_MESSAGE_LIMIT = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +111,8 @@ async def run_sidecar(sidecar: Sidecar) -> int:
     """Serve status and supervise Envoy until SIGTERM (drain) or /quitquitquit (at once).
 
     SIGHUP reloads: Envoy hot-restarts into a new epoch with a freshly rendered bootstrap.
-    Returns the agent's exit status.
+    Returns the agent's exit status: 0 when stopped, EXIT_ENVOY_REFUSED when Envoy kept
+    refusing its configuration (its error is then the container's termination message).
     """
     settings = sidecar.settings
     supervisor = Supervisor(settings, render_bootstrap=BootstrapSource(sidecar))
@@ -124,9 +131,29 @@ async def run_sidecar(sidecar: Sidecar) -> int:
         "status server on :%d; discovery at %s", settings.status_port, settings.discovery_address
     )
     try:
-        await supervisor.run()
+        refused = await supervisor.run()
     finally:
         for handled in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(handled)
         await runner.cleanup()
-    return 0
+    if refused is None:
+        return 0
+    message = supervisor.startup_failures.message()
+    write_termination_message(settings.termination_message_path, message)
+    return EXIT_ENVOY_REFUSED
+
+
+def write_termination_message(path: os.PathLike[str], message: str) -> bool:
+    """Write where the kubelet reads why the container ended, if that file is there.
+
+    The kubelet mounts it in every container (terminationMessagePath); elsewhere it does not
+    exist and is not created. Only the end of a long message is kept, as the kubelet would.
+    """
+    data = message.encode()[-_TERMINATION_MESSAGE_LIMIT:]
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_TRUNC)  # no O_CREAT, on purpose
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(data)
+    except OSError:
+        return False
+    return True

@@ -48,7 +48,7 @@ from istiolite.agent.policy import (
     error_lines,
     judge_readiness,
 )
-from istiolite.agent.settings import ProxySettings, split_log_level
+from istiolite.agent.settings import ProxySettings, format_duration, split_log_level
 
 log = logging.getLogger("istiolite.agent")
 
@@ -185,7 +185,9 @@ class Supervisor:
         return verdict
 
     async def drain(self) -> bool:
-        return await self.admin.drain_inbound()
+        accepted = await self.admin.drain_inbound()
+        log.info("draining inbound listeners on request%s", "" if accepted else ": Envoy refused")
+        return accepted
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -380,13 +382,24 @@ class Supervisor:
 
     async def _drain_until_idle(self) -> None:
         """Drain inbound listeners; wait for the drain duration or the last connection."""
-        deadline = self.clock() + self.settings.drain_duration
-        await self.admin.drain_inbound()
+        began = self.clock()
+        deadline = began + self.settings.drain_duration
+        accepted = await self.admin.drain_inbound()
+        log.info(
+            "draining Envoy for up to %s%s",
+            format_duration(self.settings.drain_duration),
+            "" if accepted else " (its admin API refused the drain request)",
+        )
         current = self.state.current
+        left = None
         while self.clock() < deadline and current is not None and current.running:
-            if await self.admin.active_connections() == 0:
-                return
+            left = await self.admin.active_connections()
+            if left == 0:
+                break
             await asyncio.sleep(0.05)
+        took = self.clock() - began
+        connections = "no" if left == 0 else "unknown" if left is None else str(left)
+        log.info("drain ended after %.2fs with %s connections open", took, connections)
 
     # --- background watchers (they only report) -----------------------------------------
 

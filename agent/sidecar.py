@@ -121,10 +121,10 @@ async def run_sidecar(sidecar: Sidecar) -> int:
     await web.SockSite(runner, sidecar.status_socket).start()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(
-        signal.SIGTERM, functools.partial(supervisor.request_stop, graceful=True)
+        signal.SIGTERM, functools.partial(_stop, supervisor, "SIGTERM", graceful=True)
     )
     loop.add_signal_handler(
-        signal.SIGINT, functools.partial(supervisor.request_stop, graceful=False)
+        signal.SIGINT, functools.partial(_stop, supervisor, "SIGINT", graceful=False)
     )
     loop.add_signal_handler(signal.SIGHUP, supervisor.request_reload)
     log.info(
@@ -137,10 +137,18 @@ async def run_sidecar(sidecar: Sidecar) -> int:
             loop.remove_signal_handler(handled)
         await runner.cleanup()
     if refused is None:
+        log.info("pilot-agent exiting: stopped")
         return 0
     message = supervisor.startup_failures.message()
     write_termination_message(settings.termination_message_path, message)
+    log.info("pilot-agent exiting (%d): Envoy refuses its configuration", EXIT_ENVOY_REFUSED)
     return EXIT_ENVOY_REFUSED
+
+
+def _stop(supervisor: Supervisor, signal_name: str, *, graceful: bool) -> None:
+    how = "draining Envoy first" if graceful else "stopping Envoy at once"
+    log.info("%s received: %s", signal_name, how)
+    supervisor.request_stop(graceful=graceful)
 
 
 def write_termination_message(path: os.PathLike[str], message: str) -> bool:

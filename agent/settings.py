@@ -219,19 +219,19 @@ def parse_ips(text: str) -> tuple[str, ...]:
     return tuple(str(address) for address in addresses)
 
 
-def _is_ipv4_network(text: str) -> bool:
+def _is_network(text: str) -> bool:
     try:
-        ipaddress.IPv4Network(text, strict=False)
+        ipaddress.ip_network(text, strict=False)
     except ValueError:
         return False
     return "/" in text  # as Istio (netip.ParsePrefix): a bare address is not a range
 
 
-def parse_ipv4_cidrs(text: str) -> tuple[str, ...]:
-    """Comma-separated IPv4 CIDRs; empty means none. The capture rules are IPv4 rules."""
+def parse_cidrs(text: str) -> tuple[str, ...]:
+    """Comma-separated CIDRs, IPv4 or IPv6 (as Istio's excludeOutboundIPRanges); empty: none."""
     cidrs = tuple(item.strip() for item in text.split(",") if item.strip())
-    if not all(_is_ipv4_network(cidr) for cidr in cidrs):
-        raise ValueError("expected comma-separated IPv4 CIDRs such as 10.96.0.0/12, or nothing")
+    if not all(_is_network(cidr) for cidr in cidrs):
+        raise ValueError("expected comma-separated CIDRs such as 10.96.0.0/12 or fd00::/8")
     return cidrs
 
 
@@ -644,8 +644,8 @@ class CaptureSettings:
     exclude_outbound_cidrs: tuple[str, ...] = setting(
         (),
         env="EXCLUDE_OUTBOUND_CIDRS",
-        doc="comma-separated IPv4 destination CIDRs not captured",
-        parse=parse_ipv4_cidrs,
+        doc="comma-separated destination CIDRs not captured",
+        parse=parse_cidrs,
     )
     dry_run: bool = setting(False, env="DRY_RUN", doc="print the iptables-restore input only")
     cleanup: bool = setting(False, env="CLEANUP", doc="remove the capture rules")

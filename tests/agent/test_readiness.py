@@ -21,6 +21,7 @@ async def test_readiness_says_envoy_exited_before_the_supervisor_has_handled_it(
     await exited.wait()
     health = HealthTracker(threshold=3, startup_grace=10, started_at=0)
     supervisor.state.current = Epoch(exited, ["envoy"], number=0, started_at=0, health=health)
+    supervisor.state.down_reason = ""  # as a start leaves it: the Envoy was running
 
     readiness = await supervisor.readiness()
 

@@ -398,7 +398,7 @@ def origins(cls: type[Any], flags: Flags, env: Mapping[str, str]) -> dict[str, t
     for field in dataclasses.fields(cls):
         info = info_of(field)
         given = flags.get(field.name)
-        if given is not None:
+        if given is not None and given is not False:  # an on/off flag can only say "on"
             found[field.name] = (flag_of(field), "true" if given is True else str(given))
         elif info.env in env:
             found[field.name] = (info.env, env[info.env])

@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from istiolite.agent.bootstrap import (
@@ -197,6 +197,7 @@ IDENTITY_VARIABLES = [
 ]  # fmt: skip
 
 
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 @given(name=st.sampled_from(IDENTITY_VARIABLES), text=st.text(max_size=40))
 def test_any_identity_text_is_a_value_or_a_line_never_a_traceback(name: str, text: str) -> None:
     try:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from istiolite.agent.cli import main
@@ -229,6 +229,7 @@ def test_every_bad_value_is_reported_at_once() -> None:
 
 
 @pytest.mark.parametrize("cls", COMMANDS)
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 @given(text=st.text(max_size=30))
 def test_any_text_for_any_setting_is_a_value_or_a_line_never_a_traceback(
     cls: Any, text: str
@@ -342,6 +343,12 @@ def test_environment_variable_reaches_the_rules() -> None:
     )
     assert result.exit_code == 0, result.output
     assert "-A ISTIO_OUTPUT -d 10.96.0.0/12 -j RETURN" in result.output
+
+
+def test_an_on_off_setting_is_read_from_its_variable_when_its_flag_is_absent() -> None:
+    result = CliRunner().invoke(main, ["iptables"], env={"DRY_RUN": "true"})
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("*nat\n")
 
 
 def test_bad_flag_value_names_the_flag() -> None:

@@ -9,15 +9,29 @@ Everything else arrives over ADS.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import ipaddress
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from istiolite.agent.settings import ProxySettings
+from istiolite.agent.settings import (
+    ProxySettings,
+    SettingsError,
+    invalid,
+    parse_dns_label,
+    parse_dns_subdomain,
+    parse_ip,
+    parse_ips,
+    parse_json_object,
+    parse_labels_json,
+    split_host_port,
+)
 
 Json = dict[str, Any]
+T = TypeVar("T")
 
 XDS_CLUSTER = "xds-grpc"
 PROMETHEUS_CLUSTER = "prometheus_stats"
@@ -52,47 +66,110 @@ class ProxyIdentity:
         ip = self.ips[0] if self.ips else "127.0.0.1"
         return f"sidecar~{ip}~{self.pod_name}.{self.namespace}~{self.namespace}.svc.{domain_suffix}"
 
+    def with_labels(self, labels: Mapping[str, str]) -> ProxyIdentity:
+        return dataclasses.replace(self, labels=dict(labels))
+
     def service_cluster(self) -> str:
         app = self.labels.get("app") or self.labels.get("app.kubernetes.io/name")
         return f"{app}.{self.namespace}" if app else "istio-proxy"
 
 
 def parse_labels_file(text: str) -> dict[str, str]:
-    """The Kubernetes downward API's `key="value"` lines (values are Go-quoted strings)."""
+    """The Kubernetes downward API's `key="value"` lines (values are Go-quoted strings).
+
+    Raises ValueError naming the first line that is not of that form: a file that is not a
+    labels file (a wrong POD_LABELS_PATH) must not become a pod without labels.
+    """
     labels: dict[str, str] = {}
-    for line in text.splitlines():
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
         key, sep, quoted = line.partition("=")
-        if sep and key.strip():
-            labels[key.strip()] = json.loads(quoted) if quoted.startswith('"') else quoted
+        try:
+            value = json.loads(quoted) if sep and key.strip() else None
+        except json.JSONDecodeError:
+            value = None
+        if not isinstance(value, str):
+            raise ValueError(f'line {number}: expected key="value", as the downward API writes')
+        labels[key.strip()] = value
     return labels
 
 
-def identity_from_env(env: Mapping[str, str], labels_file: str | None = None) -> ProxyIdentity:
+def identity_from_env(env: Mapping[str, str]) -> ProxyIdentity:
     """Read the identity the injector puts into the sidecar's environment.
 
-    `ISTIO_META_<KEY>` become string metadata and `ISTIO_METAJSON_<KEY>` JSON metadata, as in
-    Istio. Labels come from the downward-API file when it exists (it follows label changes),
-    else from `ISTIO_METAJSON_LABELS`.
+    `ISTIO_META_<KEY>` become string metadata and `ISTIO_METAJSON_<KEY>` JSON metadata (an
+    object, as Istio requires); labels come from `ISTIO_METAJSON_LABELS` (the downward-API file,
+    when there is one, replaces them: `with_labels`). A variable that is not set takes its
+    default; one that is set must hold what Kubernetes would put there, or this raises
+    SettingsError with a line for each one that does not.
     """
+    problems: list[str] = []
+
+    def read(name: str, default: T, parse: Callable[[str], T]) -> T:
+        if name not in env:
+            return default
+        try:
+            return parse(env[name])
+        except ValueError as error:
+            problems.append(invalid(name, env[name], str(error)))
+            return default
+
     extra: dict[str, Any] = {}
-    for name, value in sorted(env.items()):
-        if name.startswith(_META_JSON_PREFIX):
-            extra[name.removeprefix(_META_JSON_PREFIX)] = json.loads(value)
-        elif name.startswith(_META_PREFIX):
-            extra[name.removeprefix(_META_PREFIX)] = value
-    labels = parse_labels_file(labels_file) if labels_file is not None else extra.get("LABELS", {})
-    ips = env.get("INSTANCE_IPS") or env.get("INSTANCE_IP", "")
-    for known in ("LABELS", "NAME", "NAMESPACE", "INSTANCE_IPS", "SERVICE_ACCOUNT"):
+    for name in sorted(env):
+        prefix = next((p for p in (_META_JSON_PREFIX, _META_PREFIX) if name.startswith(p)), "")
+        if not prefix:
+            continue
+        key = name.removeprefix(prefix)
+        if not key:
+            problem = f"expected a metadata name after {prefix}, as in {prefix}CLUSTER_ID"
+            problems.append(invalid(name, env[name], problem))
+        elif prefix == _META_JSON_PREFIX:
+            extra[key] = read(name, {}, _JSON_METADATA.get(key, parse_json_object))
+        else:
+            extra[key] = read(name, "", _STRING_METADATA.get(key, str))
+    no_ips: tuple[str, ...] = ()
+    instance_ip = read("INSTANCE_IP", no_ips, _one_ip)
+    instance_ips = read("INSTANCE_IPS", no_ips, parse_ips)  # every IP of a dual-stack pod
+    for known in ("NAME", "NAMESPACE", "INSTANCE_IPS", "SERVICE_ACCOUNT"):
         extra.pop(known, None)
-    return ProxyIdentity(
-        pod_name=env.get("POD_NAME", "unknown"),
-        namespace=env.get("POD_NAMESPACE", "default"),
-        ips=tuple(ip.strip() for ip in ips.split(",") if ip.strip()),
-        service_account=env.get("SERVICE_ACCOUNT", "default"),
+    identity = ProxyIdentity(
+        pod_name=read("POD_NAME", "unknown", parse_dns_subdomain),
+        namespace=read("POD_NAMESPACE", "default", parse_dns_label),
+        ips=instance_ips or instance_ip,
+        service_account=read("SERVICE_ACCOUNT", "default", parse_dns_subdomain),
         cluster_id=str(extra.pop("CLUSTER_ID", "Kubernetes")),
-        labels=dict(labels),
+        labels=extra.pop("LABELS", {}),
         extra_metadata=extra,
     )
+    if problems:
+        raise SettingsError(problems)
+    return identity
+
+
+def _one_ip(text: str) -> tuple[str, ...]:
+    return (parse_ip(text),)
+
+
+def _json_only(key: str, text: str) -> str:
+    raise ValueError(f"expected nothing: {key} is a JSON object, set {_META_JSON_PREFIX}{key}")
+
+
+def _cluster_id(text: str) -> str:
+    if not text:
+        raise ValueError("expected the name of the pod's cluster, such as Kubernetes")
+    return text
+
+
+# Metadata whose shape Istio's node metadata fixes; any other ISTIO_METAJSON_* is an object.
+_JSON_METADATA: dict[str, Callable[[str], Any]] = {
+    "LABELS": parse_labels_json,
+    "ANNOTATIONS": parse_labels_json,
+}
+_STRING_METADATA: dict[str, Callable[[str], str]] = {
+    "CLUSTER_ID": _cluster_id,
+    **{key: functools.partial(_json_only, key) for key in _JSON_METADATA},
+}
 
 
 def render_bootstrap(settings: ProxySettings, identity: ProxyIdentity) -> Json:
@@ -192,13 +269,12 @@ def _is_ip(host: str) -> bool:
 
 
 def _xds_cluster(discovery_address: str) -> Json:
-    host, _, port = discovery_address.rpartition(":")
-    host = host.strip("[]")
+    host, port = split_host_port(discovery_address)
     return {
         "name": XDS_CLUSTER,
         "type": "STATIC" if _is_ip(host) else "STRICT_DNS",
         "connect_timeout": "1s",
-        "load_assignment": _endpoints(XDS_CLUSTER, host, int(port)),
+        "load_assignment": _endpoints(XDS_CLUSTER, host, port),
         # gRPC needs HTTP/2; keepalives notice a dead discovery (or a dead NAT entry) within
         # seconds instead of waiting for the kernel's two hours.
         "typed_extension_protocol_options": {

@@ -1,7 +1,9 @@
 """The pilot-agent command line. Subcommands fill a Settings object and hand it to the agent.
 
 Options are generated from the settings dataclasses, so every flag has exactly the
-environment variable, default and help text declared in `settings.py`.
+environment variable, default and help text declared in `settings.py`, and is read and
+checked there too (`resolve`): click only collects the flags' texts. A bad value ends the
+command with one line per problem on stderr and exit status 2, before anything starts.
 """
 
 from __future__ import annotations
@@ -12,50 +14,57 @@ import logging
 import os
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
-from istiolite.agent.settings import CaptureSettings, ProxySettings, WaitSettings, info_of
+from istiolite.agent.settings import (
+    CaptureSettings,
+    ProxySettings,
+    SettingsError,
+    WaitSettings,
+    flag_of,
+    info_of,
+    origins,
+    resolve,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
-S = TypeVar("S")
+S = TypeVar("S", ProxySettings, CaptureSettings, WaitSettings)
 
 
 def settings_options(cls: type[Any]) -> Callable[[F], F]:
-    """Add one click option per settings field (flag, env var, default shown, doc)."""
+    """Add one click option per settings field (flag, env var and default in its help)."""
 
     def decorate(command: F) -> F:
         for field in reversed(dataclasses.fields(cls)):
             info = info_of(field)
-            flag = "--" + field.name.replace("_", "-")
-            common: dict[str, Any] = {"envvar": info.env, "help": f"{info.doc} [env {info.env}]"}
+            # The environment is read by `resolve`, not click: click takes an empty variable
+            # for an unset one and words its errors its own way.
+            common: dict[str, Any] = {"default": None, "help": f"{info.doc} [env {info.env}]"}
             if info.is_flag:
-                command = click.option(flag, is_flag=True, default=None, **common)(command)
+                command = click.option(flag_of(field), is_flag=True, **common)(command)
             else:
                 shown = info.render(field.default)
                 command = click.option(
-                    flag, type=str, default=None, show_default=shown or '""', **common
+                    flag_of(field), type=str, show_default=shown or '""', **common
                 )(command)
         return command
 
     return decorate
 
 
-def build_settings(cls: type[S], values: dict[str, Any]) -> S:
-    """Parse the given option texts; fields not given keep their defaults."""
-    given: dict[str, Any] = {}
-    for field in dataclasses.fields(cls):  # type: ignore[arg-type]
-        raw = values.get(field.name)
-        if raw is None:
-            continue
-        info = info_of(field)
-        try:
-            given[field.name] = raw if info.is_flag else info.parse(raw)
-        except ValueError as error:
-            flag = "--" + field.name.replace("_", "-")
-            raise click.BadParameter(str(error), param_hint=f"{flag} / {info.env}") from error
-    return cls(**given)
+def fail(error: SettingsError) -> NoReturn:
+    for line in error.problems:
+        click.echo(f"pilot-agent: {line}", err=True)
+    sys.exit(2)
+
+
+def settings_or_exit(cls: type[S], values: dict[str, Any]) -> S:
+    try:
+        return resolve(cls, values, os.environ)
+    except SettingsError as error:
+        fail(error)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -69,14 +78,24 @@ def proxy() -> None:
     """Run Envoy as a proxy of the given kind."""
 
 
-@proxy.command()
+@proxy.command(
+    epilog="The pod's identity is read from the environment, as the injector sets it: "
+    "POD_NAME, POD_NAMESPACE, INSTANCE_IP (or INSTANCE_IPS), SERVICE_ACCOUNT, "
+    "ISTIO_META_<KEY>, ISTIO_METAJSON_<KEY> (a JSON object), ISTIO_KUBE_APP_PROBERS. "
+    "Exit status: 0 stopped, 2 a setting cannot be used, 3 Envoy kept refusing its "
+    "arguments or bootstrap."
+)
 @settings_options(ProxySettings)
 def sidecar(**values: Any) -> None:
     """Render the bootstrap, run and supervise Envoy, serve status on --status-port."""
-    from istiolite.agent.sidecar import run_sidecar  # noqa: PLC0415 (keeps `wait` light)
+    from istiolite.agent.sidecar import prepare, run_sidecar  # noqa: PLC0415 (keeps `wait` light)
 
-    settings = build_settings(ProxySettings, values)
-    asyncio.run(run_sidecar(settings, os.environ))
+    settings = settings_or_exit(ProxySettings, values)
+    try:
+        ready = prepare(settings, os.environ, origins(ProxySettings, values, os.environ))
+    except SettingsError as error:
+        fail(error)
+    sys.exit(asyncio.run(run_sidecar(ready)))
 
 
 @main.command()
@@ -85,7 +104,7 @@ def iptables(**values: Any) -> None:
     """Install (or with --cleanup remove) the rules that send the pod's traffic through Envoy."""
     from istiolite.agent.capture import apply  # noqa: PLC0415
 
-    settings = build_settings(CaptureSettings, values)
+    settings = settings_or_exit(CaptureSettings, values)
     sys.exit(apply(settings, echo=click.echo))
 
 
@@ -95,7 +114,7 @@ def wait(**values: Any) -> None:
     """Exit 0 once the local proxy is ready; 1 when --timeout passes first."""
     from istiolite.agent.wait import wait_until_ready  # noqa: PLC0415
 
-    settings = build_settings(WaitSettings, values)
+    settings = settings_or_exit(WaitSettings, values)
     sys.exit(asyncio.run(wait_until_ready(settings, echo=click.echo)))
 
 

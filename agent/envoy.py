@@ -10,27 +10,45 @@ health polls, SIGHUP, SIGTERM) only puts an event on that loop's queue.
 
 A "family" is one cold start and its hot restarts: they share a base id (and so the shared
 memory `/dev/shm/envoy_shared_memory_<base id * 10>`, which Envoy never removes; we do).
+
+Restarting heals crashes, but not an Envoy that refuses the arguments or bootstrap it is given:
+the next one gets the same. So Envoy's output passes through the agent (to the agent's stderr,
+the container log), which keeps its last lines; when an Envoy that never went LIVE exits with an
+error, `envoy --mode validate` is asked whether its configuration is to blame (it does not
+bind ports, so a port held by another process is not). After a few such start-ups in a row
+that ended the same way (policy.StartupFailures), `run` returns that exit instead of looping,
+and the agent exits with Envoy's error, for the kubelet to show.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import math
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from istiolite.agent.admin import EnvoyAdmin
 from istiolite.agent.metrics import AgentMetrics
-from istiolite.agent.policy import Backoff, HealthTracker, Readiness, judge_readiness
-from istiolite.agent.settings import ProxySettings
+from istiolite.agent.policy import (
+    Backoff,
+    EnvoyExit,
+    HealthTracker,
+    Readiness,
+    StartupFailures,
+    error_lines,
+    judge_readiness,
+)
+from istiolite.agent.settings import ProxySettings, format_duration, split_log_level
 
 log = logging.getLogger("istiolite.agent")
 
@@ -39,6 +57,10 @@ _KILL_WAIT = 2.0
 # Until a new Envoy is LIVE the agent looks at it this often, not once per health-check
 # interval: the ready gauge, the end of the startup grace and a pending reload wait on it.
 _STARTUP_POLL = 0.05
+# Enough of Envoy's output to hold its last error lines, however verbose its log level.
+_OUTPUT_TAIL = 16 * 1024
+# `envoy --mode validate` takes ~0.1 s; the bound only keeps a wedged one from stalling the loop.
+_VALIDATE_TIMEOUT = 30.0
 
 
 class Reason(StrEnum):
@@ -59,10 +81,12 @@ class Epoch:
     """One Envoy process: epoch 0 of a family is a cold start, the rest are hot restarts."""
 
     process: asyncio.subprocess.Process
+    argv: list[str]
     number: int
     started_at: float
     health: HealthTracker
     live: bool = False
+    output_tail: bytes = b""  # the end of what it printed
 
     @property
     def running(self) -> bool:
@@ -99,11 +123,15 @@ class Supervisor:
         render_bootstrap: Callable[[], str],
         metrics: AgentMetrics | None = None,
         clock: Callable[[], float] = time.monotonic,
+        envoy_output: BinaryIO | None = None,
     ) -> None:
         self.settings = settings
         self.render_bootstrap = render_bootstrap
         self.metrics = metrics or AgentMetrics(restart_reasons=[r.value for r in Reason])
         self.clock = clock
+        # Where Envoy's own output goes on its way through: the agent's stderr.
+        self.envoy_output = envoy_output or sys.stderr.buffer
+        self.startup_failures = StartupFailures(settings.startup_failure_limit)
         self.admin = EnvoyAdmin(settings.admin_port, timeout=settings.health_check_timeout)
         self.backoff = Backoff(
             settings.restart_backoff_base,
@@ -138,7 +166,11 @@ class Supervisor:
         current = state.current
         if state.stopping:
             return judge_readiness(running=False, observation=None, stopping=True)
-        if current is None or not current.running:
+        if current is not None and not current.running:
+            # It exited, and the loop has not handled that yet (or is asking Envoy why).
+            down = f"Envoy exited with {current.process.returncode}"
+            return judge_readiness(running=False, observation=None, down=down)
+        if current is None:
             return judge_readiness(running=False, observation=None, down=state.down_reason)
         observation = await self.admin.observe()
         if observation.state is not None:
@@ -153,24 +185,34 @@ class Supervisor:
         return verdict
 
     async def drain(self) -> bool:
-        return await self.admin.drain_inbound()
+        accepted = await self.admin.drain_inbound()
+        log.info("draining inbound listeners on request%s", "" if accepted else ": Envoy refused")
+        return accepted
 
     # --- the loop ---------------------------------------------------------------------------
 
-    async def run(self) -> None:
-        """Supervise Envoy until a stop is requested; every Envoy is gone when this returns."""
+    async def run(self) -> EnvoyExit | None:
+        """Supervise Envoy until a stop is requested, or until restarting is no use.
+
+        Returns None after a stop, or the exit of the Envoy that made restarting no use (it
+        refused its arguments or bootstrap again; see StartupFailures). Every Envoy is gone
+        when this returns.
+        """
         self.settings.config_path.mkdir(parents=True, exist_ok=True)
         self._spawn_task(self._watch_inputs())
         try:
             await self._cold_start()
             while await self._handle(await self._next_event()):
                 pass
+            return self.startup_failures.last if self.startup_failures.gave_up else None
         finally:
+            # Envoys first, while their output is still read: one blocked on a full pipe
+            # would not stop until killed.
+            await self._stop_all(graceful=True)
             tasks = list(self._tasks)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await self._stop_all(graceful=True)
             self._remove_family_files()
             await self.admin.close()
 
@@ -196,10 +238,42 @@ class Supervisor:
         elif event.epoch is not current:
             self._forget_parent(event)
         elif event.kind is _Kind.EXITED and current is not None:
-            await self._restart(Reason.CRASH, f"Envoy exited with {current.process.returncode}")
+            return await self._after_exit(current)
         elif event.kind is _Kind.UNHEALTHY:
             await self._restart(Reason.UNHEALTHY, "Envoy stopped answering its admin API")
         return True
+
+    async def _after_exit(self, epoch: Epoch) -> bool:
+        """Restart an Envoy that exited, unless it keeps refusing its configuration (False)."""
+        code = epoch.process.returncode
+        assert code is not None
+        ended = EnvoyExit(code, went_live=epoch.live, errors=error_lines(_decode(epoch)))
+        if ended.may_be_config:
+            ended = dataclasses.replace(ended, config_rejected=await self._rejects(epoch.argv))
+        if self.startup_failures.give_up(ended):
+            log.error("%s", self.startup_failures.message())
+            return False
+        if ended.config_rejected:
+            log.error("Envoy refused its arguments or bootstrap: %s", " | ".join(ended.errors))
+        await self._restart(Reason.CRASH, f"Envoy exited with {code}")
+        return True
+
+    async def _rejects(self, argv: list[str]) -> bool:
+        """Whether Envoy's own check refuses these arguments and this bootstrap."""
+        try:
+            check = await asyncio.create_subprocess_exec(
+                *argv, "--mode", "validate",
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+        except OSError:
+            return False
+        try:
+            return await asyncio.wait_for(check.wait(), _VALIDATE_TIMEOUT) != 0
+        except TimeoutError:
+            await _terminate(check, graceful=False)
+            return False
 
     def _forget_parent(self, event: _Event) -> None:
         if event.kind is _Kind.EXITED and event.epoch in self.state.parents:
@@ -210,11 +284,12 @@ class Supervisor:
         current = self.state.current
         assert current is not None
         self.metrics.count_restart(reason.value)
-        await self._stop_all(graceful=False)
         delay = self.backoff.delay_after_exit(self.clock() - current.started_at)
         self.state.restart_at = self.clock() + delay
+        # Said before the first await: readiness asked meanwhile gets the reason, not "".
         self.state.down_reason = f"{why}; restarting in {delay:.2f}s"
         log.warning("%s (%s); restarting in %.2fs", why, reason, delay)
+        await self._stop_all(graceful=False)
 
     async def _reload(self) -> None:
         current = self.state.current
@@ -246,7 +321,12 @@ class Supervisor:
         argv = self._command(epoch=epoch, base_id=base_id)
         self.starts += 1
         try:
-            process = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL)
+            process = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+            )
         except OSError as error:
             self.state.current = None
             self.state.down_reason = f"cannot start Envoy: {error}"
@@ -258,7 +338,7 @@ class Supervisor:
         health = HealthTracker(
             self.settings.health_check_threshold, self.settings.startup_grace, now
         )
-        started = Epoch(process=process, number=epoch, started_at=now, health=health)
+        started = Epoch(process, argv, number=epoch, started_at=now, health=health)
         self.state.current = started
         self.state.down_reason = ""
         log.info("started envoy pid %d epoch %d", process.pid, epoch)
@@ -272,22 +352,24 @@ class Supervisor:
             identity = ["--use-dynamic-base-id", "--base-id-path", str(self.base_id_path)]
         else:
             identity = ["--base-id", str(base_id)]
-        return [
+        argv = [
             settings.envoy_path(),
-            "-c",
-            str(self.bootstrap_path),
+            "-c", str(self.bootstrap_path),
             *identity,
-            "--restart-epoch",
-            str(epoch),
-            "--drain-time-s",
-            str(drain),
-            "--parent-shutdown-time-s",
-            str(drain + 1),
-            "--concurrency",
-            str(settings.concurrency),
-            "--log-level",
-            settings.log_level,
-        ]
+            "--restart-epoch", str(epoch),
+            "--drain-time-s", str(drain),
+            "--parent-shutdown-time-s", str(drain + 1),
+        ]  # fmt: skip
+        # As Istio: concurrency 0 leaves Envoy its default (a worker per CPU); so does a log
+        # level made of component levels only (`misc:error`) for the level itself.
+        if settings.concurrency:
+            argv += ["--concurrency", str(settings.concurrency)]
+        level, components = split_log_level(settings.log_level)
+        if level:
+            argv += ["--log-level", level]
+        if components:
+            argv += ["--component-log-level", ",".join(components)]
+        return argv
 
     async def _stop_all(self, *, graceful: bool) -> None:
         """Stop every epoch and wait until each is gone, so ports are free for a cold start."""
@@ -300,19 +382,43 @@ class Supervisor:
 
     async def _drain_until_idle(self) -> None:
         """Drain inbound listeners; wait for the drain duration or the last connection."""
-        deadline = self.clock() + self.settings.drain_duration
-        await self.admin.drain_inbound()
+        began = self.clock()
+        deadline = began + self.settings.drain_duration
+        accepted = await self.admin.drain_inbound()
+        log.info(
+            "draining Envoy for up to %s%s",
+            format_duration(self.settings.drain_duration),
+            "" if accepted else " (its admin API refused the drain request)",
+        )
         current = self.state.current
+        left = None
         while self.clock() < deadline and current is not None and current.running:
-            if await self.admin.active_connections() == 0:
-                return
+            left = await self.admin.active_connections()
+            if left == 0:
+                break
             await asyncio.sleep(0.05)
+        took = self.clock() - began
+        connections = "no" if left == 0 else "unknown" if left is None else str(left)
+        log.info("drain ended after %.2fs with %s connections open", took, connections)
 
     # --- background watchers (they only report) -----------------------------------------
 
     async def _wait_exit(self, epoch: Epoch) -> None:
+        await self._relay_output(epoch)  # until Envoy closes its end: it has exited
         await epoch.process.wait()
         self._events.put_nowait(_Event(_Kind.EXITED, epoch))
+
+    async def _relay_output(self, epoch: Epoch) -> None:
+        """Pass Envoy's output on to the agent's, keeping its end for the exit's post-mortem."""
+        stream = epoch.process.stdout
+        assert stream is not None
+        while chunk := await stream.read(65536):
+            epoch.output_tail = (epoch.output_tail + chunk)[-_OUTPUT_TAIL:]
+            # A closed or broken stderr must not stop the reading: Envoy would block on a
+            # full pipe, and its exit would go unnoticed.
+            with contextlib.suppress(OSError, ValueError):
+                self.envoy_output.write(chunk)
+                self.envoy_output.flush()
 
     async def _poll_health(self, epoch: Epoch) -> None:
         while epoch.running and epoch is self.state.current:
@@ -375,6 +481,10 @@ async def _terminate(process: asyncio.subprocess.Process, *, graceful: bool) -> 
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
     await process.wait()
+
+
+def _decode(epoch: Epoch) -> str:
+    return epoch.output_tail.decode(errors="replace")
 
 
 def _write_atomically(path: Path, text: str) -> None:

@@ -77,7 +77,9 @@ def _outbound(settings: CaptureSettings) -> list[str]:
             f"-A {OUTPUT} -m owner {owner} -j RETURN",
         ]
     lines.append(f"-A {OUTPUT} -d 127.0.0.1/32 -j RETURN")
-    lines += [f"-A {OUTPUT} -d {cidr} -j RETURN" for cidr in settings.exclude_outbound_cidrs]
+    # These are IPv4 rules and IPv6 is not captured, so an IPv6 range needs no exception.
+    excluded = [cidr for cidr in settings.exclude_outbound_cidrs if ":" not in cidr]
+    lines += [f"-A {OUTPUT} -d {cidr} -j RETURN" for cidr in excluded]
     lines += [
         f"-A {OUTPUT} -p tcp --dport {port} -j RETURN" for port in settings.exclude_outbound_ports
     ]

@@ -1,9 +1,11 @@
 """The supervisor's decisions, as small pure objects: when to restart, when Envoy is sick,
-and whether the proxy is ready. No I/O and no clock of their own; callers pass the time in.
+when restarting is no use, and whether the proxy is ready. No I/O and no clock of their own;
+callers pass the time in.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 
@@ -56,6 +58,91 @@ class HealthTracker:
             return False
         self.failures += 1
         return self.failures >= self.threshold
+
+
+@dataclass(frozen=True, slots=True)
+class EnvoyExit:
+    """How one Envoy process ended."""
+
+    code: int  # its exit status; negative: the signal that ended it
+    went_live: bool  # it had been LIVE, so this is a crash, not a failed start-up
+    # Envoy's own check (`--mode validate`) refuses the arguments and bootstrap it was given.
+    config_rejected: bool = False
+    errors: tuple[str, ...] = ()  # its last error lines (`error_lines`)
+
+    @property
+    def may_be_config(self) -> bool:
+        """Worth asking Envoy whether its configuration is to blame: it exited with an error
+        status (a signal is no verdict on arguments) before it was ever LIVE."""
+        return self.code > 0 and not self.went_live
+
+
+@dataclass(slots=True)
+class StartupFailures:
+    """Start-ups in a row that Envoy ended the same way, refusing its arguments or bootstrap.
+
+    A restart cannot mend those: the next Envoy gets the same arguments and bootstrap. After
+    `limit` of them the agent exits, so the kubelet shows CrashLoopBackOff with Envoy's error
+    instead of a pod that stays not-ready with the reason in a log. Everything else still heals:
+    a crash after LIVE, an exit that Envoy's check does not blame on its configuration (a port
+    another process holds, a signal), and a new error (the bootstrap changed between attempts)
+    starts the count again.
+    """
+
+    limit: int
+    last: EnvoyExit | None = None
+    in_a_row: int = 0
+
+    def give_up(self, ended: EnvoyExit) -> bool:
+        """Record one exit; True when the agent should stop restarting Envoy."""
+        if ended.went_live or not ended.config_rejected:
+            self.last, self.in_a_row = None, 0
+            return False
+        last = self.last
+        same = last is not None and (last.code, last.errors) == (ended.code, ended.errors)
+        self.in_a_row = self.in_a_row + 1 if same else 1
+        self.last = ended
+        return self.gave_up
+
+    @property
+    def gave_up(self) -> bool:
+        return self.in_a_row >= self.limit
+
+    def message(self) -> str:
+        """Why the agent gave up, ending with Envoy's own words (a termination message)."""
+        assert self.last is not None
+        said = "\n".join(self.last.errors) or "(it printed no error)"
+        return (
+            f"Envoy exited with {self.last.code} at start-up {self.in_a_row} times in a row, "
+            f"refusing its arguments or bootstrap:\n{said}"
+        )
+
+
+# [2026-12-03 18:08:17.111][5629][critical][main] [source/server/server.cc:449] message
+_LOG_LINE = re.compile(r"\[[^]]*\]\[\d+\]\[(\w+)\]\[[^]]*\] (?:\[[^]]*\] )?(.*)")
+# Protobuf's debug strings vary from run to run on purpose (a random marker, random spaces),
+# so that nobody parses them; two runs that failed alike must still read alike.
+_DEBUG_MARKER = re.compile(r"goo\.gle/debug\w*")
+_SPACES = re.compile(r"\s+")
+
+
+def error_lines(output: str, limit: int = 8) -> tuple[str, ...]:
+    """Envoy's last error lines, without time, thread and source file, in a stable form.
+
+    Kept: its error and critical log messages with their continuation lines, and what it
+    prints before its log starts (option errors). Left out: lower levels, and the copy of a
+    fatal error that Envoy prints again as it exits.
+    """
+    kept: list[str] = []
+    level = "error"  # before its log starts, Envoy prints only about its command line
+    for line in output.splitlines():
+        match = _LOG_LINE.fullmatch(line)
+        if match is not None:
+            level, line = match.group(1), match.group(2)  # noqa: PLW2901 (the message part)
+        text = _SPACES.sub(" ", _DEBUG_MARKER.sub("", line)).strip()
+        if text and level in ("error", "critical") and not any(text in seen for seen in kept):
+            kept.append(text)
+    return tuple(kept[-limit:])
 
 
 @dataclass(frozen=True, slots=True)

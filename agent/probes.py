@@ -67,7 +67,11 @@ class ProbeConfigError(ValueError):
 
 
 def parse_app_probers(text: str) -> dict[str, AppProbe]:
-    """Parse the injector's JSON; errors name the path and field that is wrong."""
+    """Parse the injector's JSON; errors name the path and field that is wrong.
+
+    Shapes are Kubernetes' (a probe has one handler; ports are numbers, named ports having been
+    resolved by the injector; timeoutSeconds is a whole number of seconds, at least 1).
+    """
     if not text.strip():
         return {}
     try:
@@ -88,38 +92,70 @@ def _parse_one(path: str, spec: Any) -> AppProbe:
         )
     if not isinstance(spec, dict):
         raise ProbeConfigError(f"{where}: expected a probe object")
-    timeout = float(spec.get("timeoutSeconds", 1))
-    if "httpGet" in spec:
-        http = spec["httpGet"]
-        headers = tuple((h["name"], h["value"]) for h in http.get("httpHeaders", []))
+    handlers = [kind for kind in ("httpGet", "tcpSocket", "grpc") if kind in spec]
+    if len(handlers) != 1:
+        raise ProbeConfigError(f"{where}: expected one of httpGet, tcpSocket, grpc")
+    [kind] = handlers
+    handler = _object(spec[kind], f"{where}.{kind}")
+    timeout = _timeout(spec.get("timeoutSeconds", 1), f"{where}.timeoutSeconds")
+    port = _port(handler, f"{where}.{kind}")
+    host = _text(handler, "host", f"{where}.{kind}") or "127.0.0.1"
+    if kind == "httpGet":
+        scheme = _text(handler, "scheme", f"{where}.httpGet") or "HTTP"
+        if scheme.upper() not in ("HTTP", "HTTPS"):
+            problem = f"expected HTTP or HTTPS, got {scheme!r}"
+            raise ProbeConfigError(f"{where}.httpGet.scheme: {problem}")
         return HttpProbe(
-            port=_port(http, f"{where}.httpGet"),
-            path=http.get("path", "/"),
-            scheme=str(http.get("scheme", "HTTP")).upper(),
-            host=http.get("host") or "127.0.0.1",
-            headers=headers,
+            port=port,
+            path=_text(handler, "path", f"{where}.httpGet") or "/",
+            scheme=scheme.upper(),
+            host=host,
+            headers=_headers(handler.get("httpHeaders", []), f"{where}.httpGet.httpHeaders"),
             timeout=timeout,
         )
-    if "tcpSocket" in spec:
-        tcp = spec["tcpSocket"]
-        return TcpProbe(
-            port=_port(tcp, f"{where}.tcpSocket"),
-            host=tcp.get("host") or "127.0.0.1",
-            timeout=timeout,
-        )
-    if "grpc" in spec:
-        grpc_spec = spec["grpc"]
-        return GrpcProbe(
-            port=_port(grpc_spec, f"{where}.grpc"),
-            service=grpc_spec.get("service") or "",
-            timeout=timeout,
-        )
-    raise ProbeConfigError(f"{where}: expected one of httpGet, tcpSocket, grpc")
+    if kind == "tcpSocket":
+        return TcpProbe(port=port, host=host, timeout=timeout)
+    return GrpcProbe(port=port, service=_text(handler, "service", f"{where}.grpc"), timeout=timeout)
+
+
+def _object(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ProbeConfigError(f"{where}: expected an object, got {value!r}")
+    return value
+
+
+def _text(spec: Mapping[str, Any], key: str, where: str) -> str:
+    value = spec.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ProbeConfigError(f"{where}.{key}: expected a string, got {value!r}")
+    return value
+
+
+def _timeout(value: Any, where: str) -> float:
+    # bool is an int to Python, not to Kubernetes.
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ProbeConfigError(f"{where}: expected whole seconds, at least 1, got {value!r}")
+    return float(value)
+
+
+def _headers(value: Any, where: str) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, list):
+        raise ProbeConfigError(f"{where}: expected a list of {{name, value}}, got {value!r}")
+    headers = []
+    for index, item in enumerate(value):
+        header = _object(item, f"{where}[{index}]")
+        name = _text(header, "name", f"{where}[{index}]")
+        if not name:
+            raise ProbeConfigError(f"{where}[{index}].name: expected a header name")
+        headers.append((name, _text(header, "value", f"{where}[{index}]")))
+    return tuple(headers)
 
 
 def _port(spec: Mapping[str, Any], where: str) -> int:
     port = spec.get("port")
-    if not isinstance(port, int) or not 0 < port < 65536:
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         # Named ports are resolved by the injector, which sees the container spec.
         raise ProbeConfigError(f"{where}.port: expected a number 1..65535, got {port!r}")
     return port

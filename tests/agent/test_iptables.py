@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from istiolite.agent.iptables import capture_rules, cleanup_commands
-from istiolite.agent.settings import CaptureSettings, ProxySettings
+from istiolite.agent.settings import CaptureSettings, ProxySettings, resolve
 from tests.agent.golden import assert_golden
 
 
@@ -268,3 +268,13 @@ def _prove_capture(pod: Pod, tmp_path: Path, config: Path) -> None:
     again = pod.python(FETCH, f"http://{pod.ip}:8080/", ns=pod.peer)
     assert again.stdout.strip() == "200", again.stderr
     assert pod.envoy_stat("tcp.inbound.downstream_cx_total") == 1, "no capture after cleanup"
+
+
+def test_an_ipv6_exclusion_is_accepted_and_needs_no_rule_as_ipv6_is_not_captured() -> None:
+    settings = resolve(CaptureSettings, {}, {"EXCLUDE_OUTBOUND_CIDRS": "10.96.0.0/12,fd00::/8"})
+    returns = [line for line in capture_rules(settings).splitlines() if line.endswith("RETURN")]
+    returns = [line for line in returns if " -d " in line]
+    assert returns == [
+        "-A ISTIO_OUTPUT -d 127.0.0.1/32 -j RETURN",
+        "-A ISTIO_OUTPUT -d 10.96.0.0/12 -j RETURN",
+    ]

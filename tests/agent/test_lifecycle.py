@@ -144,6 +144,10 @@ async def test_sigterm_lets_the_request_in_flight_finish_then_exits_within_drain
     assert time.monotonic() - signalled <= drain + 0.5
     assert process.returncode == 0, agent.log()[-2000:]
     assert all(is_stopped_or_gone(pid) for pid in envoys)
+    log = agent.log()
+    said = ["SIGTERM received", "draining Envoy for up to 3s", "drain ended after", "exiting"]
+    assert all(words in log for words in said), log[-2000:]
+    assert [log.index(words) for words in said] == sorted(log.index(words) for words in said)
 
 
 async def _wait_command(*args: str) -> tuple[int, str]:

@@ -1,10 +1,19 @@
-"""The supervisor's pure decisions: restart backoff, hang detection, readiness."""
+"""The supervisor's pure decisions: restart backoff, hang detection, when to give up,
+readiness."""
 
 from __future__ import annotations
 
 import pytest
 
-from istiolite.agent.policy import Backoff, HealthTracker, Observation, judge_readiness
+from istiolite.agent.policy import (
+    Backoff,
+    EnvoyExit,
+    HealthTracker,
+    Observation,
+    StartupFailures,
+    error_lines,
+    judge_readiness,
+)
 
 
 def test_first_crash_restarts_at_once_then_backoff_doubles_up_to_the_cap() -> None:
@@ -110,3 +119,148 @@ def test_readiness_tells_which_condition_fails(
     )
     assert verdict.text() == expected
     assert verdict.ready == (expected == "ready")
+
+
+# --- when restarting is no use ---------------------------------------------------------------
+
+LEVEL = ("error: invalid log level specified 'loud'",)
+BOOTSTRAP = ("error `Unable to parse JSON as proto` initializing config '/p/envoy-rev.json'",)
+
+
+def refused(errors: tuple[str, ...] = LEVEL, code: int = 1) -> EnvoyExit:
+    return EnvoyExit(code, went_live=False, config_rejected=True, errors=errors)
+
+
+PORT_TAKEN = EnvoyExit(1, went_live=False, config_rejected=False, errors=("cannot bind",))
+CRASHED_LIVE = EnvoyExit(-11, went_live=True)
+KILLED = EnvoyExit(-9, went_live=False)
+
+
+@pytest.mark.parametrize(
+    ("exits", "verdicts"),
+    [
+        # The same refusal, limit times in a row: give up on the last.
+        ([refused()] * 3, [False, False, True]),
+        # A crash after LIVE heals, and starts the count again.
+        ([refused(), refused(), CRASHED_LIVE, refused(), refused()], [False] * 5),
+        # An exit Envoy's check does not blame on its configuration heals too.
+        ([refused(), refused(), PORT_TAKEN, refused(), refused(), refused()], [False] * 5 + [True]),
+        ([refused(), KILLED, refused(), refused()], [False] * 4),
+        # A different refusal (the bootstrap changed in between) starts the count again.
+        ([refused(), refused(), refused(BOOTSTRAP), refused(BOOTSTRAP)], [False] * 4),
+        ([refused(), refused(code=2), refused(), refused()], [False] * 4),
+        # An environmental failure, however often, is never a reason to give up.
+        ([PORT_TAKEN] * 10, [False] * 10),
+    ],
+)
+def test_the_agent_gives_up_only_on_the_same_refusal_limit_times_in_a_row(
+    exits: list[EnvoyExit], verdicts: list[bool]
+) -> None:
+    failures = StartupFailures(limit=3)
+    assert [failures.give_up(ended) for ended in exits] == verdicts
+
+
+def test_a_limit_of_one_gives_up_on_the_first_refusal() -> None:
+    assert StartupFailures(limit=1).give_up(refused())
+
+
+def test_the_message_ends_with_envoys_own_words() -> None:
+    failures = StartupFailures(limit=2)
+    failures.give_up(refused())
+    failures.give_up(refused())
+    assert failures.message() == (
+        "Envoy exited with 1 at start-up 2 times in a row, refusing its arguments or bootstrap:\n"
+        "error: invalid log level specified 'loud'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("ended", "worth_asking"),
+    [
+        (EnvoyExit(1, went_live=False), True),
+        (EnvoyExit(1, went_live=True), False),  # it ran: a crash, not its configuration
+        (EnvoyExit(-9, went_live=False), False),  # a signal says nothing about arguments
+        (EnvoyExit(0, went_live=False), False),
+    ],
+)
+def test_only_an_error_exit_before_live_is_checked_against_the_configuration(
+    ended: EnvoyExit, worth_asking: bool
+) -> None:
+    assert ended.may_be_config == worth_asking
+
+
+# Envoy 1.40's output, as the agent relays it (timestamps, thread ids, random debug markers).
+BAD_LOG_LEVEL_OUTPUT = "error: invalid log level specified 'loud'\n"
+BAD_JSON_OUTPUT = """\
+[2026-12-03 18:14:48.379][14636][info][main] [source/server/server.cc:463] initializing epoch 0
+[2026-12-03 18:14:48.380][14636][info][main] [source/server/server.cc:465] statically linked extensions:
+[2026-12-03 18:14:48.382][14636][critical][main] [source/server/server.cc:449] error `Unable to parse JSON as proto (INVALID_ARGUMENT: unexpected EOF): {bad
+` initializing config 'goo.gle/debugonly  
+  /etc/istio/proxy/envoy-rev.json'
+[2026-12-03 18:14:48.382][14636][info][main] [source/server/server.cc:1159] exiting
+Unable to parse JSON as proto (INVALID_ARGUMENT: unexpected EOF): {bad
+
+"""  # noqa: E501, W291
+UNKNOWN_FIELD_OUTPUT = """\
+[2026-12-03 18:08:17.237][5637][critical][main] [source/server/server.cc:449] error `Protobuf message (type envoy.config.bootstrap.v3.Bootstrap reason INVALID_ARGUMENT: invalid JSON   in  envoy.config.bootstrap.v3.Bootstrap,   near  1:8 (offset  7): no such field:   'foo') has unknown fields` initializing config 'goo.gle/debugstr  
+  /p/envoy-rev.json'
+Protobuf message (type envoy.config.bootstrap.v3.Bootstrap reason INVALID_ARGUMENT: invalid JSON   in  envoy.config.bootstrap.v3.Bootstrap,   near  1:8 (offset  7): no such field:   'foo') has unknown fields
+"""  # noqa: E501, W291
+OPTION_OUTPUT = """\
+PARSE ERROR: Argument: (--concurrency)
+             Couldn't read argument value from string 'abc'
+
+Brief USAGE: 
+   envoy [--base-id <uint32_t>] [--] [--version] [-h]
+
+For complete USAGE and HELP type: 
+   envoy --help
+
+(--concurrency) -- Couldn't read argument value from string 'abc'
+"""  # noqa: W291
+
+
+@pytest.mark.parametrize(
+    ("output", "lines"),
+    [
+        (BAD_LOG_LEVEL_OUTPUT, ("error: invalid log level specified 'loud'",)),
+        (
+            BAD_JSON_OUTPUT,
+            (
+                "error `Unable to parse JSON as proto (INVALID_ARGUMENT: unexpected EOF): {bad",
+                "` initializing config '",
+                "/etc/istio/proxy/envoy-rev.json'",
+            ),
+        ),
+        (
+            UNKNOWN_FIELD_OUTPUT,
+            (
+                "error `Protobuf message (type envoy.config.bootstrap.v3.Bootstrap reason "
+                "INVALID_ARGUMENT: invalid JSON in envoy.config.bootstrap.v3.Bootstrap, near 1:8 "
+                "(offset 7): no such field: 'foo') has unknown fields` initializing config '",
+                "/p/envoy-rev.json'",
+            ),
+        ),
+        ("[2026-12-03 18:14:48.379][1][info][main] [source/x.cc:1] all good\n", ()),
+    ],
+)
+def test_envoys_error_lines_leave_out_time_thread_source_and_info(
+    output: str, lines: tuple[str, ...]
+) -> None:
+    assert error_lines(output) == lines
+
+
+def test_option_errors_keep_their_last_lines() -> None:
+    lines = error_lines(OPTION_OUTPUT, limit=3)
+    assert lines[-1] == "(--concurrency) -- Couldn't read argument value from string 'abc'"
+    assert len(lines) == 3
+
+
+def test_two_runs_that_failed_alike_read_alike() -> None:
+    """Protobuf varies its debug strings between runs: a marker and spacing, on purpose."""
+    other_run = (
+        UNKNOWN_FIELD_OUTPUT.replace("goo.gle/debugstr  ", "goo.gle/debugonly ")
+        .replace("JSON   in", "JSON in")
+        .replace("][5637][", "][6001][")
+    )
+    assert error_lines(other_run) == error_lines(UNKNOWN_FIELD_OUTPUT)

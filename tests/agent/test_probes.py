@@ -65,6 +65,46 @@ def test_no_probes_is_fine() -> None:
         ),
         ("[1]", "expected an object of path to probe"),
         ("{", "not JSON"),
+        (
+            '{"/app-health/web/livez": {"httpGet": {"port": true}}}',
+            "['/app-health/web/livez'].httpGet.port: expected a number 1..65535, got True",
+        ),
+        (
+            '{"/app-health/web/livez": {"httpGet": "/live"}}',
+            "['/app-health/web/livez'].httpGet: expected an object, got '/live'",
+        ),
+        (
+            '{"/app-health/web/livez": {"tcpSocket": {"port": 80}, "timeoutSeconds": "abc"}}',
+            "['/app-health/web/livez'].timeoutSeconds: expected whole seconds, at least 1",
+        ),
+        (
+            '{"/app-health/web/livez": {"tcpSocket": {"port": 80}, "timeoutSeconds": 0}}',
+            "['/app-health/web/livez'].timeoutSeconds: expected whole seconds, at least 1",
+        ),
+        (
+            '{"/app-health/web/livez": {"httpGet": {"port": 80, "httpHeaders": {"a": "b"}}}}',
+            "['/app-health/web/livez'].httpGet.httpHeaders: expected a list of {name, value}",
+        ),
+        (
+            '{"/app-health/web/livez": {"httpGet": {"port": 80, "httpHeaders": [{"value": "b"}]}}}',
+            "['/app-health/web/livez'].httpGet.httpHeaders[0].name: expected a header name",
+        ),
+        (
+            '{"/app-health/web/livez": {"httpGet": {"port": 80, "path": 5}}}',
+            "['/app-health/web/livez'].httpGet.path: expected a string, got 5",
+        ),
+        (
+            '{"/app-health/web/livez": {"httpGet": {"port": 80, "scheme": "FTP"}}}',
+            "['/app-health/web/livez'].httpGet.scheme: expected HTTP or HTTPS, got 'FTP'",
+        ),
+        (
+            '{"/app-health/web/livez": {"tcpSocket": {"port": 80}, "grpc": {"port": 81}}}',
+            "expected one of httpGet, tcpSocket, grpc",
+        ),
+        (
+            '{"/app-health/web/livez": {"grpc": {"port": 81, "service": ["a"]}}}',
+            "['/app-health/web/livez'].grpc.service: expected a string",
+        ),
     ],
 )
 def test_bad_probe_config_says_where_and_what_is_accepted(spec: str, message: str) -> None:

@@ -77,9 +77,7 @@ def main() -> None:
             lines = len(discovery.log.read_text().splitlines()) - before_lines
             size = discovery.log.stat().st_size - before_bytes
             rejects = sum(
-                v
-                for k, v in discovery.metrics().items()
-                if k.startswith("pilot_total_xds_rejects_total")
+                v for k, v in discovery.metrics().items() if k.startswith("pilot_total_xds_rejects")
             )
         finally:
             discovery.stop()

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import grpc
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from istiolite.api import Resource
 from istiolite.discovery.files import FileRegistry
@@ -265,7 +265,7 @@ class Discovery:
         return web.json_response(dump, dumps=lambda o: json.dumps(o, indent=2))
 
     async def _metrics(self, _: web.Request) -> web.Response:
-        body = generate_latest(self.metrics.registry)
+        body = self.metrics.exposition()
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     # --- running ------------------------------------------------------------------------------

@@ -23,7 +23,8 @@ from typing import Any
 from e2e.kind import NAMESPACE, SAMPLE, wait_sample_ready
 from e2e.kubectl import CommandError, Kubectl, run
 from istiolite.demo.loadclient import BatchClient, Reply
-from istiolite.demo.runtime import parse_prometheus, proxy_ids
+from istiolite.demo.runtime import proxy_ids
+from istiolite.promtext import parse_prometheus
 from istiolite.testing.wait import eventually
 
 ISTIO_NAMESPACE = "istio-system"

@@ -38,7 +38,7 @@ import grpc
 from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf import json_format
 
-from istiolite.discovery.metrics import Metrics
+from istiolite.discovery.metrics import Metrics, metric_type
 from istiolite.discovery.model import Proxy, Snapshot
 from istiolite.discovery.xds.cache import (
     CLUSTER,
@@ -261,7 +261,7 @@ class Connection:
             _printable(error, MAX_ERROR),
         )
         if first:
-            self.server.metrics.rejects.labels(short).inc()
+            self.server.metrics.rejects.labels(metric_type(short)).inc()
 
     def _held(self) -> None:
         """Envoy took every endpoint sent after a CDS response and still does not answer it.
@@ -408,7 +408,7 @@ class Connection:
             if isinstance(response, Exception):
                 # A translation bug must not take the stream down: Envoy keeps its last config.
                 short = SHORT_NAMES.get(type_url, type_url)
-                self.server.metrics.build_errors.labels(short).inc()
+                self.server.metrics.build_errors.labels(metric_type(short)).inc()
                 log.error(
                     "building %s for proxy %s failed",
                     short,
@@ -453,8 +453,10 @@ class Connection:
         await self.context.write(body)
         short = SHORT_NAMES.get(type_url, type_url)
         log.debug("sent %s %s (%d bytes) to %s", short, version, len(body), proxy.id)
-        self.server.metrics.pushes.labels(short).inc()
-        self.server.metrics.push_time.labels(short).observe(time.perf_counter() - started)
+        self.server.metrics.pushes.labels(metric_type(short)).inc()
+        self.server.metrics.push_time.labels(metric_type(short)).observe(
+            time.perf_counter() - started
+        )
 
     def _names(self, type_url: str, message: discovery_pb2.DiscoveryRequest) -> frozenset[str]:
         """The request's resource names, interned; its last set when they are the same.

@@ -62,6 +62,7 @@ from istiolite.demo.topology import (
     pod_labels_file,
     read_sample,
 )
+from istiolite.promtext import parse_prometheus
 
 SAMPLE_MANIFEST = Path("platform/kube/bookinfo.yaml")
 SAMPLE_APP = Path("app/bookinfo.py")
@@ -517,17 +518,6 @@ def memory_usage(namespaces: Sequence[str]) -> MemoryUsage:
                 elif line.startswith("Pss:"):
                     pss += int(line.split()[1])
     return MemoryUsage(rss / 1024, pss / 1024, len(pids))
-
-
-def parse_prometheus(text: str) -> dict[str, float]:
-    """Prometheus text -> {"name{labels}": value}, keys exactly as exposed."""
-    samples = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            key, _, value = line.rpartition(" ")
-            with contextlib.suppress(ValueError):
-                samples[key] = float(value)
-    return samples
 
 
 def proxy_ids(syncz: Any) -> list[str]:

@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx2 as httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 from istiolite.agent.bootstrap import ProxyIdentity, render_bootstrap, render_json
 from istiolite.agent.settings import ProxySettings
+from istiolite.promtext import parse_prometheus
 from istiolite.testing.netns import NetNamespace
 
 T = TypeVar("T")
@@ -120,15 +120,10 @@ class Discovery:
         return dict(self.get("/debug/syncz").json())
 
     def metrics(self) -> dict[str, float]:
-        """Every sample on /metrics by name and labels: `pilot_xds_pushes_total{type="CDS"}`."""
+        """Every sample on /metrics by name and labels: `pilot_xds_pushes{type="cds"}`."""
         url = f"http://127.0.0.1:{self.monitoring_port}/metrics"
-        text = _in(self.ns, lambda: _http_get(url).text)
-        out = {}
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
-                out[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
-        return out
+        # As exposed: prometheus_client's parser would put back the `_total` Istio leaves out.
+        return parse_prometheus(_in(self.ns, lambda: _http_get(url).text))
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -137,14 +137,14 @@ def test_a_rejected_config_is_reported_once(
     assert case.error in state["error"], state
     assert state["acked"] != state["nacked"]
     version = state["nacked"]
-    assert rejects(discovery) == {f'pilot_total_xds_rejects_total{{type="{case.kind}"}}': 1}
+    assert rejects(discovery) == {f'pilot_total_xds_rejects{{type="{case.kind.lower()}"}}': 1}
 
     # A new Envoy of the same proxy rejects the same version again: the same rejection.
     productpage.stop()
     eventually(lambda: not discovery.syncz()["proxies"], what="the proxy to disconnect")
     productpage.start()
     eventually(lambda: rejected(discovery, case.kind), what=f"the {case.kind} NACK again")
-    assert rejects(discovery) == {f'pilot_total_xds_rejects_total{{type="{case.kind}"}}': 1}
+    assert rejects(discovery) == {f'pilot_total_xds_rejects{{type="{case.kind.lower()}"}}': 1}
     lines = re.findall(f"rejected {case.kind} version {version}.*", discovery.log.read_text())
     assert len(lines) == 1, lines
     assert "\n" not in lines[0] and case.error in lines[0]

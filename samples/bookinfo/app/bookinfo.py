@@ -14,12 +14,18 @@ and an `end-user` match on a second hop never fires.
 Test knobs (a delay, a share of failures) make mesh scenarios deterministic. Failures are
 spread by a counter, not at random, so "50% 503" fails exactly every other request and a
 test can say how many attempts a retry policy needs. See README.md for the knobs.
+
+productpage answers a browser (an Accept header preferring text/html) with a page built from
+the same data as its JSON: the book, its details, the reviews with their stars, and an error
+box for a dependency that failed. A user who signs in gets a cookie, and productpage sends
+that name on as `end-user`, so routing by user works from a browser as in Istio's bookinfo.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import html
 import json
 import logging
 import math
@@ -76,6 +82,16 @@ REVIEWS: Final = (
 )
 RATINGS: Final[Mapping[str, int]] = {"Reviewer1": 5, "Reviewer2": 4}
 STAR_COLORS: Final[Mapping[str, str]] = {"v2": "black", "v3": "red"}
+MAX_STARS: Final = 5
+
+USER_COOKIE: Final = "user"
+USER_NAME: Final = re.compile(r"[A-Za-z0-9._@-]{1,64}")
+HTML_TYPES: Final = ("text/html", "application/xhtml+xml")
+# The page carries no script and loads nothing; should escaping ever miss, nothing runs.
+PAGE_POLICY: Final = (
+    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; "
+    "frame-ancestors 'none'"
+)
 
 DURATION: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m)")
 UNIT_SECONDS: Final[Mapping[str, float]] = {"ms": 0.001, "s": 1.0, "m": 60.0}
@@ -298,8 +314,12 @@ def decode_body(raw: bytes) -> object:
     return decoded
 
 
-def propagated(headers: Mapping[str, str]) -> dict[str, str]:
-    return {name: headers[name] for name in PROPAGATED_HEADERS if name in headers}
+def propagated(headers: Mapping[str, str], *, user: str | None = None) -> dict[str, str]:
+    """The headers to forward; a signed-in `user` stands for `end-user` unless one arrived."""
+    forwarded = {name: headers[name] for name in PROPAGATED_HEADERS if name in headers}
+    if user is not None:
+        forwarded.setdefault("end-user", user)
+    return forwarded
 
 
 # --- the four services -------------------------------------------------------------------
@@ -345,6 +365,271 @@ HANDLERS: Final = {
 }
 
 
+# --- the page a browser sees -------------------------------------------------------------
+
+
+def wants_html(accept: str) -> bool:
+    """Whether an Accept header prefers a page to JSON, as a browser's does.
+
+    Browsers send `text/html,...,*/*;q=0.8`. curl, aiohttp and httpx send `*/*`, under which
+    HTML and JSON are equal, so they keep getting JSON: a page only when it is preferred.
+    """
+    ranges = [media_range(part) for part in accept.split(",") if part.strip()]
+    page = max(quality(ranges, media_type) for media_type in HTML_TYPES)
+    return page > 0 and page > quality(ranges, "application/json")
+
+
+def media_range(part: str) -> tuple[str, float]:
+    kind, *params = (piece.strip() for piece in part.split(";"))
+    weight = 1.0
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "q":
+            try:
+                weight = float(value)
+            except ValueError:
+                weight = 0.0
+    return kind.lower(), weight if 0 <= weight <= 1 else 0.0
+
+
+def quality(ranges: Sequence[tuple[str, float]], media_type: str) -> float:
+    """The weight of the most specific range that names the type (RFC 9110, 12.5.1)."""
+    for pattern in (media_type, media_type.partition("/")[0] + "/*", "*/*"):
+        weights = [weight for kind, weight in ranges if kind == pattern]
+        if weights:
+            return max(weights)
+    return 0.0
+
+
+def esc(value: object) -> str:
+    """Text for HTML, body or attribute: the page shows what upstreams sent, whatever it is."""
+    return html.escape(str(value), quote=True)
+
+
+def as_mapping(value: object) -> Mapping[str, Any]:
+    """A JSON object from an upstream, or {}: a page must render whatever came back."""
+    return value if isinstance(value, dict) else {}
+
+
+# Author and year are in the heading's byline.
+DETAIL_FIELDS: Final = (
+    ("type", "Type"),
+    ("pages", "Pages"),
+    ("publisher", "Publisher"),
+    ("language", "Language"),
+)
+UNAVAILABLE: Final = {
+    "details": "Sorry, the details of this book are unavailable right now.",
+    "reviews": "Sorry, the reviews of this book are unavailable right now.",
+}
+
+# One five-pointed star; `currentColor` makes it take the colour of its row of stars.
+STAR_PATH: Final = "M12 2l3 6.3 6.9 1-5 4.8 1.2 6.9L12 17.8 5.9 21l1.2-6.9-5-4.8 6.9-1z"
+
+PAGE_STYLE: Final = """
+body{margin:0;font:15px/1.45 "Liberation Sans",Arial,sans-serif;color:#1f2933;background:#eef1f4}
+header{display:flex;align-items:center;justify-content:space-between;padding:10px 28px;
+  background:#23364a;color:#fff}
+header .brand{font-size:19px;font-weight:bold;color:#fff;text-decoration:none}
+header form{margin:0}
+header input{padding:4px 6px;border:0;border-radius:3px;width:130px}
+header button{padding:4px 10px;border:0;border-radius:3px;background:#4f9bd9;color:#fff}
+header a{color:#cfe3f5}
+main{max-width:940px;margin:0 auto;padding:18px 28px}
+h1{margin:6px 0 2px;font-size:28px}
+.byline{margin:0 0 16px;color:#52606d}
+.columns{display:flex;gap:20px;align-items:flex-start}
+section{flex:1;background:#fff;border-radius:6px;padding:14px 20px;
+  box-shadow:0 1px 3px rgba(0,0,0,.12)}
+h2{margin:0 0 10px;font-size:18px;border-bottom:1px solid #e4e7eb;padding-bottom:6px}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:6px 18px;margin:0}
+dt{font-weight:bold;color:#52606d}
+dd{margin:0}
+blockquote{margin:0 0 14px;padding:0 0 10px;border-bottom:1px solid #f0f2f4}
+blockquote p{margin:0 0 4px;font-style:italic}
+blockquote footer{color:#52606d;font-size:13px}
+.stars{display:inline-flex;gap:2px;margin-top:4px}
+.stars svg{width:20px;height:20px}
+.stars-black{color:black}
+.stars-red{color:red}
+.rating-error{margin:4px 0 0;color:#a61b1b;font-size:13px;font-style:normal}
+.served{margin:10px 0 0;color:#7b8794;font-size:12px}
+.error{border:1px solid #e3a5a5;background:#fdecec;color:#7a1010;border-radius:4px;
+  padding:10px 14px}
+.error p{margin:4px 0 0}
+.error pre{white-space:pre-wrap;margin:6px 0 0;font-size:12px}
+.landing ul{padding-left:20px}
+body>footer{max-width:940px;margin:0 auto;padding:0 28px 18px;color:#7b8794;font-size:12px}
+"""
+
+
+def render_product_page(page: Mapping[str, Any], *, user: str | None, served_by: str) -> str:
+    """productpage as a browser shows it, from the data its JSON answer holds."""
+    details = as_mapping(page.get("details"))
+    book = as_mapping(details.get("body")) if details.get("error") is None else {}
+    title = book.get("title") or f"Book {page.get('product', 0)}"
+    byline = ", ".join(esc(book[key]) for key in ("author", "year") if key in book)
+    content = (
+        f'<h1>{esc(title)}</h1>\n<p class="byline">{byline}</p>\n'
+        '<div class="columns">\n'
+        f'<section id="details"><h2>Book Details</h2>{details_html(details)}</section>\n'
+        f'<section id="reviews"><h2>Book Reviews</h2>'
+        f"{reviews_html(as_mapping(page.get('reviews')))}</section>\n"
+        "</div>"
+    )
+    return page_html(title=title, content=content, user=user, served_by=served_by)
+
+
+def render_landing_page(*, user: str | None, served_by: str) -> str:
+    """The start page of Istio's bookinfo: what this is, and the way to the product page."""
+    content = (
+        '<div class="landing"><h1>Bookinfo sample</h1>\n'
+        "<p>One book, its details and its reviews, from four services in the mesh. "
+        "Who sees which reviews is the mesh's routing: sign in as <b>jason</b> to try "
+        "<code>virtual-service-reviews-jason-v2.yaml</code>.</p>\n<ul>\n"
+        '<li><a href="/productpage?u=normal">Normal user</a></li>\n'
+        '<li><a href="/productpage?u=test">Test user</a></li>\n</ul></div>'
+    )
+    return page_html(title="Bookinfo", content=content, user=user, served_by=served_by)
+
+
+def page_html(*, title: object, content: str, user: str | None, served_by: str) -> str:
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{esc(title)}</title>\n<style>{PAGE_STYLE}</style>\n</head>\n<body>\n"
+        f'<header><a class="brand" href="/productpage">BookInfo Sample</a>{account_html(user)}'
+        f"</header>\n<main>\n{content}\n</main>\n"
+        f"<footer>served by {esc(served_by)}</footer>\n</body>\n</html>\n"
+    )
+
+
+def account_html(user: str | None) -> str:
+    if user is not None:
+        return (
+            f'<span class="account">Signed in as <b id="user">{esc(user)}</b> '
+            '<a href="/logout">Sign out</a></span>'
+        )
+    return (
+        '<form class="account" method="post" action="/login">'
+        '<input name="username" placeholder="user name" aria-label="user name" required> '
+        "<button>Sign in</button></form>"
+    )
+
+
+def details_html(upstream: Mapping[str, Any]) -> str:
+    if upstream.get("error") is not None:
+        return error_html("details", upstream)
+    book = as_mapping(upstream.get("body"))
+    rows = "".join(
+        f"<dt>{label}</dt><dd>{esc(book[key])}</dd>" for key, label in DETAIL_FIELDS if key in book
+    )
+    return f"<dl>{rows}</dl>"
+
+
+def reviews_html(upstream: Mapping[str, Any]) -> str:
+    if upstream.get("error") is not None:
+        return error_html("reviews", upstream)
+    body = as_mapping(upstream.get("body"))
+    ratings_error = as_mapping(body.get("ratings")).get("error")
+    given = body.get("reviews")
+    items = [as_mapping(review) for review in (given if isinstance(given, list) else [])]
+    served = f"{body.get('instance', '?')} ({body.get('version', '?')})"
+    return (
+        "".join(review_html(review, ratings_error=ratings_error) for review in items)
+        + f'<p class="served">Reviews served by {esc(served)}</p>'
+    )
+
+
+def review_html(review: Mapping[str, Any], *, ratings_error: object) -> str:
+    return (
+        f'<blockquote class="review"><p>{esc(review.get("text", ""))}</p>'
+        f"<footer>{esc(review.get('reviewer', ''))}</footer>"
+        f"{rating_html(review, ratings_error=ratings_error)}</blockquote>"
+    )
+
+
+def rating_html(review: Mapping[str, Any], *, ratings_error: object) -> str:
+    """Stars as reviews v2 (black) and v3 (red) give them; reviews v1 gives none."""
+    if "stars" not in review:
+        return ""
+    stars = review["stars"]
+    if isinstance(stars, bool) or not isinstance(stars, int) or not 0 <= stars <= MAX_STARS:
+        cause = f": {ratings_error}" if ratings_error else ""
+        return f'<p class="rating-error">Ratings unavailable{esc(cause)}</p>'
+    # Only a known colour reaches the class name; anything else an upstream says is not CSS.
+    color = review.get("color")
+    color = color if color in STAR_COLORS.values() else "black"
+    shapes = "".join(
+        f'<svg viewBox="0 0 24 24" aria-hidden="true"><path d="{STAR_PATH}" '
+        + ('fill="currentColor"' if n < stars else 'fill="none" stroke="currentColor"')
+        + "/></svg>"
+        for n in range(MAX_STARS)
+    )
+    return (
+        f'<span class="stars stars-{color}" data-color="{color}" data-stars="{stars}" '
+        f'role="img" aria-label="{stars} of {MAX_STARS} stars">{shapes}</span>'
+    )
+
+
+def error_html(name: str, upstream: Mapping[str, Any]) -> str:
+    """What failed and why, with what the upstream said: Envoy's fault and timeout answers are
+    text, the sample's own failures JSON with an `error`."""
+    said = upstream.get("body")
+    if isinstance(said, dict):
+        said = said.get("error")
+    return (
+        f'<div class="error" role="alert" data-upstream="{esc(name)}">'
+        f"<strong>Error fetching the book's {esc(name)}</strong>"
+        f"<p>{UNAVAILABLE.get(name, '')}</p>"
+        f'<p class="cause">{esc(upstream.get("error"))}</p>'
+        + (f"<pre>{esc(said)}</pre>" if isinstance(said, str) and said.strip() else "")
+        + "</div>"
+    )
+
+
+def signed_in_user(request: web.Request) -> str | None:
+    """The user the cookie names; a name the login form would refuse counts as nobody."""
+    name = request.cookies.get(USER_COOKIE)
+    return name if name is not None and USER_NAME.fullmatch(name) else None
+
+
+async def browser_page(request: web.Request, upstreams: Upstreams, product: int) -> web.Response:
+    settings = request.app[SETTINGS]
+    user = signed_in_user(request)
+    served_by = f"productpage {settings.version} on {socket.gethostname()}"
+    if request.path == "/":
+        text = render_landing_page(user=user, served_by=served_by)
+    else:
+        page = await productpage(settings, upstreams, product)
+        text = render_product_page(page, user=user, served_by=served_by)
+    request.app[STATE].statuses[200] += 1
+    response = web.Response(text=text, content_type="text/html", charset="utf-8")
+    response.headers["Content-Security-Policy"] = PAGE_POLICY
+    return response
+
+
+async def login(request: web.Request) -> web.Response:
+    """Istio's bookinfo sign-in: no password, the name goes into a cookie."""
+    form = await request.post()
+    name = str(form.get("username", "")).strip()
+    if not USER_NAME.fullmatch(name):
+        return web.Response(
+            status=400,
+            text=f"login: {name[:80]!r} is not a user name; use 1 to 64 letters, digits, "
+            "'.', '_', '-' or '@', like jason",
+        )
+    response = web.Response(status=303, headers={"Location": "/productpage"})
+    response.set_cookie(USER_COOKIE, name, path="/", httponly=True, samesite="Lax")
+    return response
+
+
+async def logout(request: web.Request) -> web.Response:
+    response = web.Response(status=303, headers={"Location": "/productpage"})
+    response.del_cookie(USER_COOKIE, path="/")
+    return response
+
+
 # --- HTTP endpoints ----------------------------------------------------------------------
 
 
@@ -364,12 +649,19 @@ async def serve(request: web.Request) -> web.Response:
         await asyncio.sleep(delay)
     if failure is not None:
         return reply(request, failure, {"error": "fault injected by a bookinfo knob"})
-    upstreams = Upstreams(
-        session=request.app[SESSION], headers={**propagated(request.headers), **knobs.forward}
-    )
+    page = settings.service == "productpage"
+    user = signed_in_user(request) if page else None
+    forward = {**propagated(request.headers, user=user), **knobs.forward}
+    upstreams = Upstreams(session=request.app[SESSION], headers=forward)
     product = int(request.match_info.get("product", "0"))
-    body = await HANDLERS[settings.service](settings, upstreams, product)
-    return reply(request, 200, body)
+    if page and wants_html(request.headers.get("accept", "")):
+        response = await browser_page(request, upstreams, product)
+    else:
+        body = await HANDLERS[settings.service](settings, upstreams, product)
+        response = reply(request, 200, body)
+    if page:  # the same URL answers JSON or HTML: caches must keep them apart
+        response.headers["Vary"] = "Accept"
+    return response
 
 
 async def health(request: web.Request) -> web.Response:
@@ -447,6 +739,9 @@ def build_app(settings: Settings) -> web.Application:
     name = settings.service
     for path in ("/", f"/{name}", f"/{name}/{{product:\\d+}}"):
         app.router.add_route("*", path, serve)
+    if name == "productpage":
+        app.router.add_post("/login", login)
+        app.router.add_get("/logout", logout)
     return app
 
 

@@ -1,5 +1,7 @@
 """productpage in a real browser, in the mesh: the stars' colour follows the routing.
 
+(Named to run after test_lifecycle.py, whose tests need the shared cluster not yet up.)
+
 Headless Chromium (istiolite/testing/browser.py) opens productpage from the host, as a user
 would, so the page comes through productpage's sidecar and productpage's calls to reviews are
 routed by it. What the browser computed is read back: the colour of each row of stars, and

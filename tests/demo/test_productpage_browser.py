@@ -26,7 +26,7 @@ from istiolite.demo import NetnsCluster
 from istiolite.demo.runtime import productpage_url
 from istiolite.testing.browser import Chromium
 from istiolite.testing.wait import eventually
-from tests.testing.test_browser import require_chromium
+from tests.browser_tier import chromium_or_skip
 
 pytestmark = [pytest.mark.netns, pytest.mark.envoy]
 
@@ -67,10 +67,10 @@ spec:
 """
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def chromium() -> str:
-    """Session-scoped, so a missing browser skips before the demo is deployed for it."""
-    return require_chromium()
+    """Autouse, so that a missing browser skips before the demo is deployed for nothing."""
+    return chromium_or_skip()
 
 
 @pytest.fixture(scope="module")

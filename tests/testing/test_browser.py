@@ -1,13 +1,12 @@
 """The test browser (istiolite/testing/browser.py) on a page served on loopback.
 
 Skipped when Debian's chromium is not installed, unless ISTIOLITE_REQUIRE_BROWSER=1 (as CI
-sets it), where that is a failure.
+sets it), where that is a failure (tests/browser_tier.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import socket
 from collections.abc import AsyncIterator, Iterator
@@ -16,7 +15,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from istiolite.testing.browser import BrowserError, Chromium, find_chromium, is_local_url
+from istiolite.testing.browser import BrowserError, Chromium, is_local_url
+from tests.browser_tier import chromium_or_skip
 
 PAGE = """<!DOCTYPE html><html><head><style>.alarm{color:red}</style></head><body>
 <p id="said" class="alarm">{said}</p>
@@ -24,19 +24,9 @@ PAGE = """<!DOCTYPE html><html><head><style>.alarm{color:red}</style></head><bod
 </body></html>"""
 
 
-def require_chromium() -> str:
-    found = find_chromium()
-    if found is None:
-        missing = "the browser tests need Debian's chromium (apt-get install chromium)"
-        if os.environ.get("ISTIOLITE_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"{missing}, and ISTIOLITE_REQUIRE_BROWSER=1 (CI) says they must run")
-        pytest.skip(missing)
-    return found
-
-
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Chromium]:
-    with Chromium(require_chromium(), profile=tmp_path / "profile", width=640) as made:
+    with Chromium(chromium_or_skip(), profile=tmp_path / "profile", width=640) as made:
         yield made
 
 

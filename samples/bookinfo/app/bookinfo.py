@@ -375,8 +375,8 @@ def wants_html(accept: str) -> bool:
     HTML and JSON are equal, so they keep getting JSON: a page only when it is preferred.
     """
     ranges = [media_range(part) for part in accept.split(",") if part.strip()]
-    page = max(quality(ranges, media_type) for media_type in HTML_TYPES)
-    return page > 0 and page > quality(ranges, "application/json")
+    for_html = max(quality(ranges, media_type) for media_type in HTML_TYPES)
+    return for_html > 0 and for_html > quality(ranges, "application/json")
 
 
 def media_range(part: str) -> tuple[str, float]:
@@ -649,17 +649,17 @@ async def serve(request: web.Request) -> web.Response:
         await asyncio.sleep(delay)
     if failure is not None:
         return reply(request, failure, {"error": "fault injected by a bookinfo knob"})
-    page = settings.service == "productpage"
-    user = signed_in_user(request) if page else None
+    front = settings.service == "productpage"
+    user = signed_in_user(request) if front else None
     forward = {**propagated(request.headers, user=user), **knobs.forward}
     upstreams = Upstreams(session=request.app[SESSION], headers=forward)
     product = int(request.match_info.get("product", "0"))
-    if page and wants_html(request.headers.get("accept", "")):
+    if front and wants_html(request.headers.get("accept", "")):
         response = await browser_page(request, upstreams, product)
     else:
         body = await HANDLERS[settings.service](settings, upstreams, product)
         response = reply(request, 200, body)
-    if page:  # the same URL answers JSON or HTML: caches must keep them apart
+    if front:  # the same URL answers JSON or HTML: caches must keep them apart
         response.headers["Vary"] = "Accept"
     return response
 

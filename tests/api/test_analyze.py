@@ -95,10 +95,10 @@ def test_analyze_reads_directories_and_filters_by_namespace(tmp_path: Path) -> N
 
 def test_json_output_lists_findings(tmp_path: Path) -> None:
     file = tmp_path / "vs.yaml"
-    file.write_text(BOOKINFO.replace("weight: 20", "weight: 30"))
+    file.write_text(BOOKINFO.replace("weight: 20", "weight: -20"))
     result = CliRunner().invoke(main, ["analyze", "-o", "json", "-f", str(file)])
     assert result.exit_code == 1
-    assert '"path": "spec.http[1].route"' in result.output
+    assert '"path": "spec.http[1].route[1].weight"' in result.output
 
 
 SAMPLE = Path(__file__).parent.parent.parent / "samples" / "bookinfo"

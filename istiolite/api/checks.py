@@ -58,6 +58,13 @@ def non_empty(value: str) -> str | None:
     return None if value else "must not be empty"
 
 
+def line(value: str) -> str | None:
+    """Paths, hosts and rewrites Envoy puts into headers: no NUL, CR or LF."""
+    if any(c in value for c in "\x00\r\n"):
+        return f"must not hold NUL, CR or LF (Envoy refuses them), got {value!r}"
+    return None
+
+
 def dns_label(value: str) -> str | None:
     if len(value) <= 63 and _DNS_LABEL.fullmatch(value):
         return None

@@ -34,6 +34,7 @@ PositiveDuration = Annotated[timedelta, checks.positive_duration]
 NonNegativeInt = Annotated[int, checks.at_least(0)]
 PositiveInt = Annotated[int, checks.at_least(1)]
 NonEmpty = Annotated[str, checks.non_empty]
+Line = Annotated[str, checks.line]
 # Istio's int32 fields; 0 means "not set" wherever Istio reads it that way.
 Int32 = Annotated[int, checks.in_range(0, 2**31 - 1)]
 # Envoy takes direct response bodies up to the route configuration's limit, which istiolite
@@ -130,7 +131,7 @@ class HTTPMatchRequest:
     headers: FrozenDict[MatchHeaderName, StringMatch] = FrozenDict()
     port: Port | None = None
     source_labels: Labels = FrozenDict()
-    query_params: FrozenDict[str, StringMatch] = FrozenDict()
+    query_params: FrozenDict[NonEmpty, StringMatch] = FrozenDict()
     ignore_uri_case: bool = False
     without_headers: FrozenDict[MatchHeaderName, AbsentHeaderMatch] = FrozenDict()
     source_namespace: Annotated[str, checks.dns_label] | None = None
@@ -224,9 +225,9 @@ REDIRECT_CODES = (301, 302, 303, 307, 308)
 
 @model
 class HTTPRedirect:
-    uri: str | None = None
-    prefix_rewrite: str | None = None
-    authority: str | None = None
+    uri: Line | None = None
+    prefix_rewrite: Line | None = None
+    authority: Line | None = None
     # 0, as in Istio, leaves the port alone.
     port: Annotated[int, checks.in_range(0, 65535)] | None = None
     scheme: RedirectScheme | None = None
@@ -253,13 +254,13 @@ class HTTPRedirect:
 @model
 class RegexRewrite:
     match: Regex
-    rewrite: NonEmpty
+    rewrite: Annotated[str, checks.non_empty, checks.line]
 
 
 @model
 class HTTPRewrite:
-    uri: str | None = None
-    authority: str | None = None
+    uri: Line | None = None
+    authority: Line | None = None
     uri_regex_rewrite: RegexRewrite | None = None
 
     def check(self) -> Problems:
@@ -447,7 +448,7 @@ class CorsPolicy:
 def _base64(value: str) -> str | None:
     try:
         base64.b64decode(value, validate=True)
-    except binascii.Error:
+    except (binascii.Error, ValueError):  # ValueError: not ASCII
         return f"must be base64, such as 'aGVsbG8=', got {value[:40]!r}"
     return None
 

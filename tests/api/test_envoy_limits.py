@@ -275,3 +275,25 @@ def test_an_empty_uri_prefix_and_present_matches_are_kept() -> None:
     match = host["routes"][0]["match"]
     assert match["queryParameters"] == [{"name": "debug", "presentMatch": True}]
     assert match["headers"] == [{"name": "x-canary", "presentMatch": True, "invertMatch": True}]
+
+
+@pytest.mark.parametrize(
+    ("document", "path"),
+    [
+        (
+            http("", match="match: [{queryParams: {'': {exact: a}}}]\n  "),
+            "spec.http[0].match[0].queryParams['']",
+        ),
+        (
+            vs('hosts: [reviews]\nhttp:\n- redirect: {uri: "/a\\nb"}\n'),
+            "spec.http[0].redirect.uri",
+        ),
+        (http('  rewrite: {authority: "a\\rb"}\n'), "spec.http[0].rewrite.authority"),
+    ],
+    ids=["query-parameter-without-name", "redirect-with-newline", "rewrite-with-carriage-return"],
+)
+def test_names_and_paths_envoy_would_refuse_are_refused(document: str, path: str) -> None:
+    """Found by the property test against a real Envoy (a query match on the name '')."""
+    [parsed] = parse_yaml(document)
+    assert parsed.error is not None
+    assert any(str(e).startswith(f"{path}: ") for e in parsed.error.errors), parsed.error.errors

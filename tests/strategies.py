@@ -72,9 +72,7 @@ ONE_OF = {
     "LoadBalancerSettings": ("simple", "consistentHash"),
     "ConsistentHashLB": ("httpHeaderName", "httpCookie", "useSourceIp", "httpQueryParameterName"),
 }
-TEXT = st.text(
-    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=0, max_size=12
-)
+TEXT = st.text(alphabet=st.characters(codec="utf-8"), min_size=0, max_size=12)
 
 
 def spec_for(cls: type, mesh: Mesh = Mesh()) -> Strategy:

@@ -643,14 +643,16 @@ def test_scenario_files_say_what_their_names_promise() -> None:
         assert [(r["destination"]["subset"], r["weight"]) for r in split] == weights, name
     [all_v3] = http_routes("virtual-service-reviews-v3.yaml")
     assert all_v3["route"] == [{"destination": {"host": "reviews", "subset": "v3"}}]
-    for name, others in [
+    for name, everyone_else in [
         ("virtual-service-reviews-test-v2.yaml", "v1"),
         ("virtual-service-reviews-jason-v2-v3.yaml", "v3"),
     ]:
         jason_route, rest = http_routes(name)
         assert jason_route["match"] == jason, name
         assert jason_route["route"] == [{"destination": {"host": "reviews", "subset": "v2"}}]
-        assert rest["route"] == [{"destination": {"host": "reviews", "subset": others}}], name
+        assert rest["route"] == [{"destination": {"host": "reviews", "subset": everyone_else}}], (
+            name
+        )
     [random] = routing("destination-rule-reviews.yaml")
     assert random["spec"]["trafficPolicy"] == {"loadBalancer": {"simple": "RANDOM"}}
 

@@ -31,8 +31,10 @@ HeaderValue = Annotated[str, checks.header_value]
 Labels = Annotated[FrozenDict[str, str], checks.labels]
 Timeout = Annotated[timedelta, checks.non_negative_duration]
 PositiveDuration = Annotated[timedelta, checks.positive_duration]
-NonNegativeInt = Annotated[int, checks.at_least(0)]
-PositiveInt = Annotated[int, checks.at_least(1)]
+# Istio's uint32 fields: beyond 2^32-1 Envoy could not even be sent the value.
+NonNegativeInt = Annotated[int, checks.in_range(0, 2**32 - 1)]
+# Envoy's bounds on ring hash sizes; 0 leaves its default (1024).
+RingSize = Annotated[int, checks.in_range(0, 8_388_608)]
 NonEmpty = Annotated[str, checks.non_empty]
 Line = Annotated[str, checks.line]
 # Istio's int32 fields; 0 means "not set" wherever Istio reads it that way.
@@ -247,7 +249,9 @@ class HTTPRedirect:
             )
         if self.uri is not None and self.prefix_rewrite is not None:
             yield (), "must set only one of uri, prefixRewrite"
-        if not _set_fields(self, "uri", "prefix_rewrite", "authority", "port", "scheme"):
+        if not (
+            self.uri or self.prefix_rewrite or self.authority or _set_fields(self, "port", "scheme")
+        ):
             yield (), "must set at least one of uri, prefixRewrite, authority, port, scheme"
 
 
@@ -266,7 +270,7 @@ class HTTPRewrite:
     def check(self) -> Problems:
         if self.uri is not None and self.uri_regex_rewrite is not None:
             yield (), "must set only one of uri, uriRegexRewrite"
-        if not _set_fields(self, "uri", "authority", "uri_regex_rewrite"):
+        if not (self.uri or self.authority or self.uri_regex_rewrite):  # "" is unset, as in Istio
             yield (), "must set at least one of uri, authority, uriRegexRewrite"
 
 
@@ -685,7 +689,7 @@ class HTTPCookie:
 @model
 class RingHash:
     # 0, as in Istio, leaves Envoy's default (1024).
-    minimum_ring_size: NonNegativeInt | None = None
+    minimum_ring_size: RingSize | None = None
 
 
 @model
@@ -701,7 +705,7 @@ class ConsistentHashLB:
     http_query_parameter_name: NonEmpty | None = None
     ring_hash: RingHash | None = None
     maglev: Maglev | None = None
-    minimum_ring_size: NonNegativeInt | None = None
+    minimum_ring_size: RingSize | None = None
 
     def check(self) -> Problems:
         yield from _exactly_one(

@@ -174,6 +174,24 @@ REFUSED = [
         "must not be empty",
     ),
     (
+        "ring-size-over-envoys-limit",
+        dr(
+            "host: reviews\ntrafficPolicy:\n  loadBalancer:\n    consistentHash:\n"
+            "      httpHeaderName: x-user\n      ringHash: {minimumRingSize: 9000000}\n"
+        ),
+        "spec.trafficPolicy.loadBalancer.consistentHash.ringHash.minimumRingSize",
+        "must be 0..8388608, got 9000000",
+    ),
+    (
+        "outlier-count-over-uint32",
+        dr(
+            "host: reviews\ntrafficPolicy:\n"
+            "  outlierDetection: {consecutive5xxErrors: 4294967296}\n"
+        ),
+        "spec.trafficPolicy.outlierDetection.consecutive5xxErrors",
+        "must be 0..4294967295",
+    ),
+    (
         "remove-host-header",
         http("  headers: {request: {remove: [Host]}}\n"),
         "spec.http[0].headers.request.remove[0]",

@@ -221,6 +221,8 @@ CASES = [
         False,
     ),
     ("rewrite-empty", http(R + ", rewrite: {}"), False),
+    ("rewrite-empty-uri", http(R + ", rewrite: {uri: ''}"), False),
+    ("redirect-empty-uri", http("redirect: {uri: ''}"), False),
     (
         "rewrite-regex-without-match",
         http(R + r", rewrite: {uriRegexRewrite: {rewrite: '\1'}}"),

@@ -301,10 +301,10 @@ def _route(
     if http.redirect is not None:
         r = http.redirect
         redirect = rc.RedirectAction(response_code=_REDIRECT_CODES[r.redirect_code or 301])
-        if r.uri is not None:
-            redirect.path_redirect = r.uri
-        if r.prefix_rewrite is not None:
+        if r.prefix_rewrite:  # an empty uri or prefixRewrite is none, as in Istio
             redirect.prefix_rewrite = r.prefix_rewrite
+        elif r.uri:
+            redirect.path_redirect = r.uri
         if r.authority is not None:
             redirect.host_redirect = r.authority
         if r.port:
@@ -381,7 +381,7 @@ def _route_action(
             )
     if http.rewrite is not None:
         rw = http.rewrite
-        if rw.uri is not None:
+        if rw.uri:
             action.prefix_rewrite = rw.uri
         if rw.uri_regex_rewrite is not None:
             action.regex_rewrite.pattern.regex = rw.uri_regex_rewrite.match

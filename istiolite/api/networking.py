@@ -247,7 +247,7 @@ class HTTPRedirect:
                 f"must be 301, 302, 303, 307 or 308 (the codes Envoy redirects with), "
                 f"got {self.redirect_code}",
             )
-        if self.uri is not None and self.prefix_rewrite is not None:
+        if self.uri and self.prefix_rewrite:  # "" is unset, as in Istio
             yield (), "must set only one of uri, prefixRewrite"
         if not (
             self.uri or self.prefix_rewrite or self.authority or _set_fields(self, "port", "scheme")
@@ -268,7 +268,7 @@ class HTTPRewrite:
     uri_regex_rewrite: RegexRewrite | None = None
 
     def check(self) -> Problems:
-        if self.uri is not None and self.uri_regex_rewrite is not None:
+        if self.uri and self.uri_regex_rewrite is not None:
             yield (), "must set only one of uri, uriRegexRewrite"
         if not (self.uri or self.authority or self.uri_regex_rewrite):  # "" is unset, as in Istio
             yield (), "must set at least one of uri, authority, uriRegexRewrite"
@@ -537,7 +537,7 @@ class HTTPRoute:
         yield from self._authority()
 
     def _prefix_redirect(self) -> Problems:
-        if self.redirect is None or self.redirect.prefix_rewrite is None:
+        if self.redirect is None or not self.redirect.prefix_rewrite:
             return
         for i, m in enumerate(self.match):
             if m.uri is not None and m.uri.prefix is None:

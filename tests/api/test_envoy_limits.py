@@ -315,3 +315,11 @@ def test_names_and_paths_envoy_would_refuse_are_refused(document: str, path: str
     [parsed] = parse_yaml(document)
     assert parsed.error is not None
     assert any(str(e).startswith(f"{path}: ") for e in parsed.error.errors), parsed.error.errors
+
+
+def test_an_empty_prefix_rewrite_leaves_the_redirect_uri_alone() -> None:
+    config = _route_config(
+        vs("hosts: [reviews]\nhttp:\n- redirect: {uri: /new, prefixRewrite: ''}\n")
+    )
+    [host] = [h for h in config["virtualHosts"] if h["name"].startswith("reviews")]
+    assert host["routes"][0]["redirect"] == {"pathRedirect": "/new"}

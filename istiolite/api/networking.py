@@ -685,6 +685,8 @@ class HTTPCookie:
     path: str | None = None
     ttl: Timeout | None = None
 
+    UNSUPPORTED: ClassVar[Mapping[str, str]] = {"attributes": "cookie attributes"}
+
 
 @model
 class RingHash:
@@ -727,6 +729,7 @@ class LoadBalancerSettings:
 
     UNSUPPORTED: ClassVar[Mapping[str, str]] = {
         "localityLbSetting": "locality load balancing",
+        "zoneAwareLbSetting": "zone-aware load balancing",
         "warmupDurationSecs": "slow start",
         "warmup": "slow start",
     }
@@ -768,6 +771,8 @@ class HTTPSettings:
     h2_upgrade_policy: H2UpgradePolicy | None = None
     use_client_protocol: bool | None = None
     max_concurrent_streams: Int32 | None = None
+
+    UNSUPPORTED: ClassVar[Mapping[str, str]] = {"http2KeepAlive": "HTTP/2 keepalive pings"}
 
     def check(self) -> Problems:
         if self.h2_upgrade_policy is H2UpgradePolicy.UPGRADE and self.use_client_protocol:
@@ -820,6 +825,20 @@ def _tls_mode(mode: str) -> str | None:
 @model
 class ClientTLSSettings:
     mode: Annotated[str, _tls_mode]
+
+    UNSUPPORTED: ClassVar[Mapping[str, str]] = dict.fromkeys(
+        (
+            "clientCertificate",
+            "privateKey",
+            "caCertificates",
+            "credentialName",
+            "subjectAltNames",
+            "sni",
+            "insecureSkipVerify",
+            "caCrl",
+        ),
+        "TLS origination (istiolite does not originate TLS yet)",
+    )
 
 
 _TRAFFIC_POLICY_UNSUPPORTED: Mapping[str, str] = {

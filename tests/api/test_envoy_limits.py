@@ -323,3 +323,31 @@ def test_an_empty_prefix_rewrite_leaves_the_redirect_uri_alone() -> None:
     )
     [host] = [h for h in config["virtualHosts"] if h["name"].startswith("reviews")]
     assert host["routes"][0]["redirect"] == {"pathRedirect": "/new"}
+
+
+@pytest.mark.parametrize(
+    ("document", "path"),
+    [
+        (
+            dr("host: reviews\ntrafficPolicy: {tls: {mode: SIMPLE, sni: reviews.example.com}}\n"),
+            "spec.trafficPolicy.tls.sni",
+        ),
+        (
+            dr("host: reviews\ntrafficPolicy: {loadBalancer: {zoneAwareLbSetting: {}}}\n"),
+            "spec.trafficPolicy.loadBalancer.zoneAwareLbSetting",
+        ),
+        (
+            dr(
+                "host: reviews\ntrafficPolicy:\n  connectionPool:\n"
+                "    http: {http2KeepAlive: {interval: 15s, timeout: 5s}}\n"
+            ),
+            "spec.trafficPolicy.connectionPool.http.http2KeepAlive",
+        ),
+    ],
+    ids=["tls-origination-settings", "zone-aware", "http2-keepalive"],
+)
+def test_istio_fields_istiolite_lacks_say_not_supported(document: str, path: str) -> None:
+    [parsed] = parse_yaml(document)
+    assert parsed.error is not None
+    messages = [str(e) for e in parsed.error.errors]
+    assert any(m.startswith(f"{path}: not supported") for m in messages), messages

@@ -8,7 +8,7 @@ CACHE  ?= $(HOME)/.cache/istiolite
 # setuptools' package-dir mapping; a tree of symlinks gives them the installed layout.
 TYPETREE := build/typetree
 
-.PHONY: dev test lint fmt bench typetree kube-bins images images-test kind-up kind-down e2e demo clean
+.PHONY: dev test fuzz lint fmt bench typetree kube-bins images images-test kind-up kind-down e2e demo clean
 
 dev: $(VENV)/.installed
 
@@ -20,6 +20,13 @@ $(VENV)/.installed: pyproject.toml
 
 test: dev
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The property test at length: FUZZ_EXAMPLES generated VirtualServices and DestinationRules
+# that validation accepts, each pushed to a real Envoy that must take it (the default run
+# tries 40).
+FUZZ_EXAMPLES ?= 1000
+fuzz: dev
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/discovery/test_envoy_accepts_valid_config.py $(PYTEST_ARGS)
 
 typetree:
 	@rm -rf $(TYPETREE) && mkdir -p $(TYPETREE)/istiolite

@@ -204,20 +204,28 @@ def scoped_services(
 def egress_selects(hosts: Iterable[str], namespace: str, service: MeshService) -> bool:
     """Whether `namespace/dnsName` entries select a service (Istio's Sidecar egress hosts).
 
-    The namespace is `*` for any, `~` for none, `.` for the proxy's own (so `./*` in the root
-    namespace's default Sidecar means each proxy's own namespace, as in Istio); the name is
-    `*`, a `*.suffix` wildcard or a full host name.
+    The namespace is `*` for any, `.` for the proxy's own (so `./*` in the root namespace's
+    default Sidecar means each proxy's own namespace, as in Istio) or a name; the name is `*`,
+    a `*.suffix` wildcard or a full host name. An entry whose namespace starts with `~`
+    excludes what it matches (`~/x` from any namespace), whatever other entries select: as in
+    Istio, `["*/*", "~legacy/*"]` is every service but those of `legacy`.
     """
+    selected = False
     for entry in hosts:
         wanted, _, name = entry.partition("/")
+        excluded = wanted.startswith("~")
+        wanted = wanted.removeprefix("~") or "*"
         wanted = namespace if wanted == "." else wanted
-        if wanted not in ("*", service.namespace):
-            continue  # `~` names no namespace, so it never gets past here
-        if name in ("*", service.hostname):
-            return True
-        if name.startswith("*.") and service.hostname.endswith(name[1:]):
-            return True
-    return False
+        if wanted not in ("*", service.namespace) or not _name_selects(name, service.hostname):
+            continue
+        if excluded:
+            return False
+        selected = True
+    return selected
+
+
+def _name_selects(name: str, hostname: str) -> bool:
+    return name in ("*", hostname) or (name.startswith("*.") and hostname.endswith(name[1:]))
 
 
 def _host_match(pattern: str, hostname: str) -> int:
@@ -226,8 +234,8 @@ def _host_match(pattern: str, hostname: str) -> int:
         return 1_000
     if pattern == "*":
         return 1
-    if pattern.startswith("*.") and hostname.endswith(pattern[1:]):
-        return len(pattern)
+    if pattern.startswith("*") and hostname.endswith(pattern[1:]):
+        return len(pattern)  # `*.example.com`, and Istio's `*example.com` and `*-api.example.com`
     return 0
 
 

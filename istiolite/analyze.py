@@ -202,17 +202,30 @@ def _check_virtual_service(
                 f"Service {host} has no port {dest.port.number}; it has {ports or 'no ports'}",
             )
         if dest.subset is not None and dest.subset not in index.subsets.get(host, set()):
-            defined = sorted(index.subsets.get(host, set()))
-            known = (
-                f"defined: {', '.join(defined)}" if defined else "no DestinationRule defines any"
-            )
-            yield _finding(
-                Severity.ERROR,
-                "ReferencedResourceNotFound",
-                item,
-                (*path, "subset"),
-                f"subset {dest.subset!r} of host {host} is not defined ({known})",
-            )
+            yield _missing_subset(item, (*path, "subset"), dest.subset, host, index)
+
+
+def _missing_subset(item: Parsed, path: Path, subset: str, host: str, index: _Index) -> Finding:
+    """An error when the host's DestinationRule lacks the subset; a warning when no rule for
+    the host is among the analyzed files, as it may be applied on its own (Istio's bookinfo
+    applies destination-rule-all.yaml apart from the routes that name its subsets)."""
+    if index.rules.get(host):
+        defined = ", ".join(sorted(index.subsets[host])) or "none"
+        return _finding(
+            Severity.ERROR,
+            "ReferencedResourceNotFound",
+            item,
+            path,
+            f"subset {subset!r} of host {host} is not defined (defined: {defined})",
+        )
+    return _finding(
+        Severity.WARNING,
+        "ReferencedResourceNotFound",
+        item,
+        path,
+        f"subset {subset!r} of host {host}: no DestinationRule for the host among the analyzed "
+        f"resources; the route fails (503) until one defines the subset",
+    )
 
 
 def _check_destination_rule(

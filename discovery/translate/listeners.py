@@ -219,7 +219,7 @@ def _tcp_route(
                 weight=r.weight or 100,
             )
             for r in tcp.route
-            if r.weight != 0 or len(tcp.route) == 1
+            if r.weight or len(tcp.route) == 1  # Istio drops unweighted ones among several
         ]
         proxy_config = tcp_proxy_pb2.TcpProxy(stat_prefix=stat_prefix)
         if len(clusters) == 1:

@@ -8,7 +8,6 @@ Unknown hosts fall through to `allow_any`, which passes the request on to where 
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterable, Iterator
 
 from envoy.config.core.v3 import base_pb2
@@ -22,6 +21,7 @@ from google.protobuf import duration_pb2, wrappers_pb2
 
 from istiolite.api.networking import (
     GRPC_STATUS,
+    MAX_DIRECT_RESPONSE_BODY,
     CorsPolicy,
     Destination,
     HeaderOperations,
@@ -29,8 +29,10 @@ from istiolite.api.networking import (
     HTTPMatchRequest,
     HTTPRetry,
     HTTPRoute,
+    HTTPRouteDestination,
     OutboundMode,
     StringMatch,
+    is_authority,
 )
 from istiolite.discovery.model import Ident, MeshService, Proxy, Snapshot, subset_policy
 from istiolite.discovery.translate.common import (
@@ -101,8 +103,13 @@ def route_configuration(
 def route_config_shell(port: int) -> route_pb2.RouteConfiguration:
     """A route config without virtual hosts, which callers may append (even as bytes)."""
     # Clusters may arrive after routes that name them; Envoy must not reject the routes for it.
+    # Direct responses may be as large as validation lets them (Istio's 1 MiB, not Envoy's 4 KiB).
     return route_pb2.RouteConfiguration(
-        name=str(port), validate_clusters=wrappers_pb2.BoolValue(value=False)
+        name=str(port),
+        validate_clusters=wrappers_pb2.BoolValue(value=False),
+        max_direct_response_body_size_bytes=wrappers_pb2.UInt32Value(
+            value=MAX_DIRECT_RESPONSE_BODY
+        ),
     )
 
 
@@ -264,14 +271,17 @@ def route_match(match: HTTPMatchRequest | None) -> rc.RouteMatch:
     for name, value in match.without_headers.items():
         out.headers.append(_header_matcher(name, value, invert=True))
     for name, value in match.query_params.items():
-        out.query_parameters.append(
-            rc.QueryParameterMatcher(name=name, string_match=string_matcher(value))
-        )
+        if value.is_empty:  # `{}`: the parameter is present, with any value
+            out.query_parameters.append(rc.QueryParameterMatcher(name=name, present_match=True))
+        else:
+            out.query_parameters.append(
+                rc.QueryParameterMatcher(name=name, string_match=string_matcher(value))
+            )
     return out
 
 
 def _header_matcher(name: str, value: StringMatch, *, invert: bool) -> rc.HeaderMatcher:
-    if value.is_empty:
+    if value.means_present:
         return rc.HeaderMatcher(name=name, present_match=True, invert_match=invert)
     return rc.HeaderMatcher(name=name, string_match=string_matcher(value), invert_match=invert)
 
@@ -291,11 +301,13 @@ def _route(
     if http.redirect is not None:
         r = http.redirect
         redirect = rc.RedirectAction(response_code=_REDIRECT_CODES[r.redirect_code or 301])
-        if r.uri is not None:
+        if r.prefix_rewrite:  # an empty uri or prefixRewrite is none, as in Istio
+            redirect.prefix_rewrite = r.prefix_rewrite
+        elif r.uri:
             redirect.path_redirect = r.uri
         if r.authority is not None:
             redirect.host_redirect = r.authority
-        if r.port is not None:
+        if r.port:
             redirect.port_redirect = r.port
         if r.scheme is not None:
             redirect.scheme_redirect = r.scheme.value
@@ -305,18 +317,20 @@ def _route(
         route.direct_response.status = d.status
         if d.body is not None and d.body.string is not None:
             route.direct_response.body.inline_string = d.body.string
-        elif d.body is not None and d.body.bytes is not None:
-            route.direct_response.body.inline_bytes = base64.b64decode(d.body.bytes)
+        elif d.body is not None:
+            route.direct_response.body.inline_bytes = d.body.payload()
     else:
         action = _route_action(snapshot, proxy, http, namespace, port)
         if action is None:
             return None
         route.route.CopyFrom(action)
-        single = [d for d in http.route if d.weight != 0]
+        single = _weighted(http.route)
         if len(single) == 1 and single[0].headers is not None:
             _headers(route, single[0].headers.request, single[0].headers.response)
     if http.headers is not None:
         _headers(route, http.headers.request, http.headers.response)
+    if route.HasField("route"):
+        _rewrite_authority(route.route, http)
     if http.fault is not None:
         route.typed_per_filter_config[FAULT_FILTER].CopyFrom(pack(fault(http.fault)))
     if http.cors_policy is not None:
@@ -328,17 +342,19 @@ def _route_action(
     snapshot: Snapshot, proxy: Proxy, http: HTTPRoute, namespace: str, port: int
 ) -> rc.RouteAction | None:
     weighted = []
-    for dest in http.route:
-        if dest.weight == 0 and len(http.route) > 1:
-            continue  # Envoy rejects weight-0 clusters; Istio drops them too
+    destinations = _weighted(http.route)
+    for dest in destinations:
         name = _cluster_for(snapshot, dest.destination, namespace, port)
         if name is None:
             continue
         cw = rc.WeightedCluster.ClusterWeight(
             name=name, weight=wrappers_pb2.UInt32Value(value=dest.weight or 100)
         )
-        if dest.headers is not None and len(http.route) > 1:
+        if dest.headers is not None and len(destinations) > 1:
             _headers(cw, dest.headers.request, dest.headers.response)
+            if dest.headers.request is not None:
+                for _, authority in dest.headers.request.authority():
+                    cw.host_rewrite_literal = authority
         weighted.append(cw)
     if not weighted:
         return None
@@ -365,7 +381,7 @@ def _route_action(
             )
     if http.rewrite is not None:
         rw = http.rewrite
-        if rw.uri is not None:
+        if rw.uri:
             action.prefix_rewrite = rw.uri
         if rw.uri_regex_rewrite is not None:
             action.regex_rewrite.pattern.regex = rw.uri_regex_rewrite.match
@@ -374,6 +390,27 @@ def _route_action(
             action.host_rewrite_literal = rw.authority
     action.hash_policy.extend(_hash_policy(snapshot, proxy, http.route[0].destination, namespace))
     return action
+
+
+def _weighted(route: tuple[HTTPRouteDestination, ...]) -> list[HTTPRouteDestination]:
+    """The destinations that get traffic: among several, Istio drops those without weight."""
+    return list(route) if len(route) == 1 else [d for d in route if d.weight]
+
+
+def _rewrite_authority(action: rc.RouteAction, http: HTTPRoute) -> None:
+    """Setting `:authority` or `host` is a host rewrite (Envoy cannot set them as headers).
+
+    The route's own headers and rewrite win over a single destination's, as in Istio.
+    """
+    single = _weighted(http.route)
+    sources = [
+        http.headers.request if http.headers else None,
+        single[0].headers.request if len(single) == 1 and single[0].headers else None,
+    ]
+    for ops in sources:
+        for _, authority in ops.authority() if ops is not None else ():
+            if not action.host_rewrite_literal:
+                action.host_rewrite_literal = authority
 
 
 def _cluster_for(snapshot: Snapshot, dest: Destination, namespace: str, port: int) -> str | None:
@@ -486,6 +523,8 @@ def _headers(
             (ops.add, base_pb2.HeaderValueOption.APPEND_IF_EXISTS_OR_ADD),
         ):
             for key, value in items.items():
+                if is_authority(key):
+                    continue  # a host rewrite, set on the route action
                 add.append(
                     base_pb2.HeaderValueOption(
                         header=base_pb2.HeaderValue(key=key, value=value), append_action=action

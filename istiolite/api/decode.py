@@ -136,8 +136,10 @@ class Decoder:
         origin = typing.get_origin(hint)
         if origin is typing.Annotated:
             base, *checks = typing.get_args(hint)
+            errors_before = len(self.errors)
             decoded = self.decode(base, value, path)
-            if decoded is not INVALID:
+            # A list or map with a broken item is not checked as a whole: its error is enough.
+            if decoded is not INVALID and len(self.errors) == errors_before:
                 for check in checks:
                     problem = check(decoded)
                     if problem:

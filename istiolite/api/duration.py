@@ -27,7 +27,24 @@ class DurationError(ValueError):
 
 
 def parse_duration(text: str) -> timedelta:
-    """Parse a Go-style duration; raise DurationError with a message a user can act on."""
+    """Parse a Go-style duration; raise DurationError with a message a user can act on.
+
+    Durations are accurate to the millisecond, as Istio validates them: `1500us` is refused
+    rather than silently rounded.
+    """
+    nanos = parse_nanos(text)
+    if nanos % 1_000_000:
+        raise DurationError(
+            f"durations are accurate to the millisecond (Istio's rule), got {text!r}"
+        )
+    value = timedelta(milliseconds=nanos // 1_000_000)
+    if value > _MAX:
+        raise DurationError(f"duration {text!r} is too large")
+    return value
+
+
+def parse_nanos(text: str) -> int:
+    """A Go-style duration in nanoseconds, without the millisecond rule."""
     pos, nanos = 0, 0
     for m in _PART.finditer(text):
         if m.start() != pos:
@@ -39,10 +56,7 @@ def parse_duration(text: str) -> timedelta:
             f"must be a duration such as '1.5s', '100ms' or '1m30s' "
             f"(units h, m, s, ms, us, ns), got {text!r}"
         )
-    value = timedelta(microseconds=nanos / 1000)
-    if value > _MAX:
-        raise DurationError(f"duration {text!r} is too large")
-    return value
+    return nanos
 
 
 def format_duration(value: timedelta) -> str:

@@ -7,6 +7,9 @@ a reason; nothing is silently ignored. docs/api.md lists the same fields for use
 
 from __future__ import annotations
 
+import base64
+import binascii
+import builtins
 import enum
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
@@ -14,18 +17,33 @@ from typing import Annotated, ClassVar
 
 from istiolite.api import checks
 from istiolite.api.checks import Percent, Port, Regex
-from istiolite.api.decode import FrozenDict, model
-from istiolite.api.errors import Path
+from istiolite.api.decode import FrozenDict, camel, model
+from istiolite.api.errors import MapKey, Path, format_path
+from istiolite.api.hosts import DEFAULT_DOMAIN_SUFFIX, resolve_host
 
 Problems = Iterator[tuple[Path, str]]
 
 Host = Annotated[str, checks.host]
 HostPattern = Annotated[str, checks.host_pattern]
 HeaderName = Annotated[str, checks.header_name]
+MatchHeaderName = Annotated[str, checks.match_header_name]
+HeaderValue = Annotated[str, checks.header_value]
+Labels = Annotated[FrozenDict[str, str], checks.labels]
 Timeout = Annotated[timedelta, checks.non_negative_duration]
 PositiveDuration = Annotated[timedelta, checks.positive_duration]
-NonNegativeInt = Annotated[int, checks.at_least(0)]
-PositiveInt = Annotated[int, checks.at_least(1)]
+# Istio's uint32 fields: beyond 2^32-1 Envoy could not even be sent the value.
+NonNegativeInt = Annotated[int, checks.in_range(0, 2**32 - 1)]
+# Envoy's bounds on ring hash sizes; 0 leaves its default (1024).
+RingSize = Annotated[int, checks.in_range(0, 8_388_608)]
+NonEmpty = Annotated[str, checks.non_empty]
+Line = Annotated[str, checks.line]
+# Istio's int32 fields; 0 means "not set" wherever Istio reads it that way.
+Int32 = Annotated[int, checks.in_range(0, 2**31 - 1)]
+# Envoy takes direct response bodies up to the route configuration's limit, which istiolite
+# raises to Istio's 1 MiB (Envoy's default is 4 KiB).
+MAX_DIRECT_RESPONSE_BODY = 1024 * 1024
+# Envoy's limit on the total of a route's weights.
+MAX_TOTAL_WEIGHT = 2**32 - 1
 
 
 def _set_fields(obj: object, *names: str) -> list[str]:
@@ -49,16 +67,40 @@ def _exactly_one(obj: object, *names: tuple[str, str]) -> Problems:
 class StringMatch:
     exact: str | None = None
     prefix: str | None = None
-    regex: Regex | None = None
+    regex: str | None = None
+
+    # withoutHeaders reads `regex: "*"` as "the header is present", as Istio does.
+    STAR_MEANS_PRESENT: ClassVar[bool] = False
 
     def check(self) -> Problems:
         present = _set_fields(self, "exact", "prefix", "regex")
         if len(present) > 1:
             yield (), f"must set only one of exact, prefix, regex, got {', '.join(present)}"
+        if self.regex is not None and not self.means_present:
+            problem = checks.re2_regex(self.regex)
+            if problem:
+                yield ("regex",), problem
 
     @property
     def is_empty(self) -> bool:
         return self.exact is None and self.prefix is None and self.regex is None
+
+    @property
+    def means_present(self) -> bool:
+        """Matches any value, so only whether the header is there counts."""
+        return self.is_empty or (self.STAR_MEANS_PRESENT and self.regex == "*")
+
+
+@model
+class AbsentHeaderMatch(StringMatch):
+    STAR_MEANS_PRESENT: ClassVar[bool] = True
+
+
+def _no_empty_prefix(match: StringMatch | None) -> str | None:
+    """Envoy's string matchers refuse an empty prefix (a URI prefix may be empty)."""
+    if match is not None and match.prefix == "":
+        return "an empty prefix matches everything and Envoy refuses it; omit the match instead"
+    return None
 
 
 @model
@@ -88,13 +130,13 @@ class HTTPMatchRequest:
     scheme: StringMatch | None = None
     method: StringMatch | None = None
     authority: StringMatch | None = None
-    headers: FrozenDict[HeaderName, StringMatch] = FrozenDict()
+    headers: FrozenDict[MatchHeaderName, StringMatch] = FrozenDict()
     port: Port | None = None
-    source_labels: FrozenDict[str, str] = FrozenDict()
-    query_params: FrozenDict[str, StringMatch] = FrozenDict()
+    source_labels: Labels = FrozenDict()
+    query_params: FrozenDict[NonEmpty, StringMatch] = FrozenDict()
     ignore_uri_case: bool = False
-    without_headers: FrozenDict[HeaderName, StringMatch] = FrozenDict()
-    source_namespace: str | None = None
+    without_headers: FrozenDict[MatchHeaderName, AbsentHeaderMatch] = FrozenDict()
+    source_namespace: Annotated[str, checks.dns_label] | None = None
 
     UNSUPPORTED: ClassVar[Mapping[str, str]] = {
         "gateways": "istiolite routes mesh traffic only; match on gateways has no meaning",
@@ -106,18 +148,46 @@ class HTTPMatchRequest:
             match = getattr(self, key)
             if match is not None and match.is_empty:
                 yield (key,), "must set one of exact, prefix, regex"
-        for key, match in self.query_params.items():
-            if match.is_empty:
-                yield ("queryParams", key), "must set one of exact, prefix, regex"
+            elif key != "uri" and (problem := _no_empty_prefix(match)):
+                yield (key, "prefix"), problem
+        for field, matches in (
+            ("headers", self.headers),
+            ("withoutHeaders", self.without_headers),
+            ("queryParams", self.query_params),
+        ):
+            for name, match in matches.items():
+                if problem := _no_empty_prefix(match):
+                    yield (field, MapKey(name), "prefix"), problem
         for name in self.headers.keys() & self.without_headers.keys():
-            yield ("withoutHeaders", name), f"header {name!r} is also required under headers"
+            yield (
+                ("withoutHeaders", MapKey(name)),
+                f"header {name!r} is also required under headers",
+            )
+
+
+def _operation_header(name: str) -> str | None:
+    if name.lower() == ":authority":
+        return None
+    return checks.header_name(name)
+
+
+def is_authority(name: str) -> bool:
+    """`:authority` and `host` name the request's authority, which Envoy rewrites itself."""
+    return name.lower() in (":authority", "host")
 
 
 @model
 class HeaderOperations:
-    set: FrozenDict[HeaderName, str] = FrozenDict()
-    add: FrozenDict[HeaderName, str] = FrozenDict()
-    remove: tuple[HeaderName, ...] = ()
+    set: FrozenDict[Annotated[str, _operation_header], HeaderValue] = FrozenDict()
+    add: FrozenDict[Annotated[str, _operation_header], HeaderValue] = FrozenDict()
+    remove: tuple[Annotated[str, _operation_header], ...] = ()
+
+    def authority(self) -> Iterator[tuple[Path, str]]:
+        """Where this sets the authority (a rewrite of the Host header), and to what."""
+        for op in ("set", "add"):
+            for name, value in getattr(self, op).items():
+                if is_authority(name):
+                    yield (op, MapKey(name)), value
 
 
 @model
@@ -125,11 +195,25 @@ class Headers:
     request: HeaderOperations | None = None
     response: HeaderOperations | None = None
 
+    def check(self) -> Problems:
+        # Envoy cannot add or remove the Host header or pseudo-headers; setting the request's
+        # authority is a host rewrite, as in Istio.
+        if self.request is not None:
+            for i, name in enumerate(self.request.remove):
+                if is_authority(name):
+                    yield ("request", "remove", i), f"cannot remove {name!r}"
+        if self.response is not None:
+            for path, _ in self.response.authority():
+                yield ("response", *path), "the authority is a request header; cannot set it here"
+            for i, name in enumerate(self.response.remove):
+                if is_authority(name):
+                    yield ("response", "remove", i), f"cannot remove {name!r}"
+
 
 @model
 class HTTPRouteDestination:
     destination: Destination
-    weight: Annotated[int, checks.in_range(0, 100)] | None = None
+    weight: Int32 | None = None
     headers: Headers | None = None
 
 
@@ -138,12 +222,18 @@ class RedirectScheme(enum.StrEnum):
     HTTPS = "https"
 
 
+REDIRECT_CODES = (301, 302, 303, 307, 308)
+
+
 @model
 class HTTPRedirect:
-    uri: str | None = None
-    authority: str | None = None
-    port: Port | None = None
+    uri: Line | None = None
+    prefix_rewrite: Line | None = None
+    authority: Line | None = None
+    # 0, as in Istio, leaves the port alone.
+    port: Annotated[int, checks.in_range(0, 65535)] | None = None
     scheme: RedirectScheme | None = None
+    # 0, as in Istio, is the default: 301.
     redirect_code: int | None = None
 
     UNSUPPORTED: ClassVar[Mapping[str, str]] = {
@@ -151,28 +241,36 @@ class HTTPRedirect:
     }
 
     def check(self) -> Problems:
-        if self.redirect_code is not None and self.redirect_code not in (301, 302, 303, 307, 308):
-            yield ("redirectCode",), f"must be 301, 302, 303, 307 or 308, got {self.redirect_code}"
-        if not _set_fields(self, "uri", "authority", "port", "scheme"):
-            yield (), "must set at least one of uri, authority, port, scheme"
+        if self.redirect_code and self.redirect_code not in REDIRECT_CODES:
+            yield (
+                ("redirectCode",),
+                f"must be 301, 302, 303, 307 or 308 (the codes Envoy redirects with), "
+                f"got {self.redirect_code}",
+            )
+        if self.uri and self.prefix_rewrite:  # "" is unset, as in Istio
+            yield (), "must set only one of uri, prefixRewrite"
+        if not (
+            self.uri or self.prefix_rewrite or self.authority or _set_fields(self, "port", "scheme")
+        ):
+            yield (), "must set at least one of uri, prefixRewrite, authority, port, scheme"
 
 
 @model
 class RegexRewrite:
     match: Regex
-    rewrite: str
+    rewrite: Annotated[str, checks.non_empty, checks.line]
 
 
 @model
 class HTTPRewrite:
-    uri: str | None = None
-    authority: str | None = None
+    uri: Line | None = None
+    authority: Line | None = None
     uri_regex_rewrite: RegexRewrite | None = None
 
     def check(self) -> Problems:
-        if self.uri is not None and self.uri_regex_rewrite is not None:
+        if self.uri and self.uri_regex_rewrite is not None:
             yield (), "must set only one of uri, uriRegexRewrite"
-        if not _set_fields(self, "uri", "authority", "uri_regex_rewrite"):
+        if not (self.uri or self.authority or self.uri_regex_rewrite):  # "" is unset, as in Istio
             yield (), "must set at least one of uri, authority, uriRegexRewrite"
 
 
@@ -200,21 +298,33 @@ RETRY_ON_CONDITIONS = frozenset(
 )
 
 
+# The status codes a retryOn may name: those HTTP defines (Go's net/http list, as Istio uses).
+HTTP_STATUS_CODES = frozenset(
+    [
+        *(100, 101, 102, 103, *range(200, 209), 226, *range(300, 306), 307, 308),
+        *(*range(400, 419), *range(421, 427), 428, 429, 431, 451, *range(500, 509), 510, 511),
+    ]
+)
+
+
 def _retry_on(value: str) -> str | None:
-    for token in (t.strip() for t in value.split(",")):
+    for token in value.split(","):
         if token in RETRY_ON_CONDITIONS:
             continue
-        if token.isdigit() and 100 <= int(token) <= 599:
+        if token.isdigit() and int(token) in HTTP_STATUS_CODES:
             continue
         accepted = ", ".join(sorted(RETRY_ON_CONDITIONS))
-        return f"unknown retry condition {token!r}; accepted: {accepted}, or an HTTP status code"
+        return (
+            f"unknown retry condition {token!r}; accepted, separated by ',' without spaces: "
+            f"{accepted}, or an HTTP status code such as 503"
+        )
     return None
 
 
 @model
 class HTTPRetry:
     # Istio semantics: `retries` present with attempts 0 (or omitted) turns retries off.
-    attempts: NonNegativeInt = 0
+    attempts: Int32 = 0
     per_try_timeout: PositiveDuration | None = None
     retry_on: Annotated[str, _retry_on] | None = None
 
@@ -223,11 +333,27 @@ class HTTPRetry:
         "backoff": "custom retry backoff; Envoy's default (25ms base) applies",
     }
 
+    def check(self) -> Problems:
+        if self.attempts == 0:
+            for field in _set_fields(self, "per_try_timeout", "retry_on"):
+                yield (camel(field),), "attempts is 0, which turns retries off; set attempts"
+
+
+def _fault_percent(value: float) -> str | None:
+    if value == 0 or 0.0001 <= value <= 100:
+        return None
+    return f"must be 0 or 0.0001..100, got {value:g}"
+
+
+@model
+class FaultPercentage:
+    value: Annotated[float, _fault_percent]
+
 
 @model
 class Delay:
-    fixed_delay: Timeout
-    percentage: Percentage | None = None
+    fixed_delay: PositiveDuration
+    percentage: FaultPercentage | None = None
 
     UNSUPPORTED: ClassVar[Mapping[str, str]] = {
         "percent": "deprecated by Istio; use percentage.value",
@@ -266,7 +392,7 @@ def _grpc_status(name: str) -> str | None:
 class Abort:
     http_status: Annotated[int, checks.in_range(200, 599)] | None = None
     grpc_status: Annotated[str, _grpc_status] | None = None
-    percentage: Percentage | None = None
+    percentage: FaultPercentage | None = None
 
     UNSUPPORTED: ClassVar[Mapping[str, str]] = {
         "percent": "deprecated by Istio; use percentage.value",
@@ -287,13 +413,26 @@ class HTTPFaultInjection:
             yield (), "must set delay, abort or both"
 
 
+CORS_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "CONNECT", "OPTIONS", "TRACE", "*")
+
+
+def _cors_method(value: str) -> str | None:
+    if value in CORS_METHODS:
+        return None
+    return f"must be one of {', '.join(CORS_METHODS)} (upper case), got {value!r}"
+
+
+def _cors_header(value: str) -> str | None:
+    return None if value == "*" else checks.header_name(value)
+
+
 @model
 class CorsPolicy:
     allow_origins: tuple[StringMatch, ...] = ()
-    allow_methods: tuple[str, ...] = ()
-    allow_headers: tuple[str, ...] = ()
-    expose_headers: tuple[str, ...] = ()
-    max_age: Timeout | None = None
+    allow_methods: tuple[Annotated[str, _cors_method], ...] = ()
+    allow_headers: tuple[Annotated[str, _cors_header], ...] = ()
+    expose_headers: tuple[Annotated[str, _cors_header], ...] = ()
+    max_age: Annotated[timedelta, checks.positive_duration, checks.whole_seconds] | None = None
     allow_credentials: bool | None = None
 
     UNSUPPORTED: ClassVar[Mapping[str, str]] = {
@@ -303,17 +442,45 @@ class CorsPolicy:
 
     def check(self) -> Problems:
         for i, origin in enumerate(self.allow_origins):
-            if origin.is_empty:
-                yield ("allowOrigins", i), "must set one of exact, prefix, regex"
+            if not (origin.exact or origin.prefix or origin.regex):
+                yield (
+                    ("allowOrigins", i),
+                    "must set a non-empty exact, prefix or regex (an empty one matches no origin)",
+                )
+
+
+def _base64(value: str) -> str | None:
+    try:
+        base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):  # ValueError: not ASCII
+        return f"must be base64, such as 'aGVsbG8=', got {value[:40]!r}"
+    return None
 
 
 @model
 class HTTPBody:
     string: str | None = None
-    bytes: str | None = None
+    bytes: Annotated[str, _base64] | None = None
 
     def check(self) -> Problems:
         yield from _exactly_one(self, ("string", "string"), ("bytes", "bytes"))
+        if self.size > MAX_DIRECT_RESPONSE_BODY:
+            yield (
+                (),
+                f"the body is {self.size} bytes; at most {MAX_DIRECT_RESPONSE_BODY} (1 MiB), "
+                f"as in Istio",
+            )
+
+    @property
+    def size(self) -> int:
+        if self.string is not None:
+            return len(self.string.encode())
+        return len(self.payload())
+
+    def payload(self) -> builtins.bytes:
+        if self.string is not None:
+            return self.string.encode()
+        return base64.b64decode(self.bytes or "")
 
 
 @model
@@ -362,28 +529,54 @@ class HTTPRoute:
                 (),
                 f"must set only one of route, redirect, directResponse, got {', '.join(actions)}",
             )
-        if self.rewrite is not None and self.redirect is not None:
-            yield ("rewrite",), "cannot be combined with redirect"
-        if self.mirror_percentage is not None and self.mirror is None:
-            yield ("mirrorPercentage",), "needs mirror"
+        for field in ("rewrite", "fault"):
+            if getattr(self, field) is not None and (self.redirect or self.direct_response):
+                yield (field,), "cannot be combined with redirect or directResponse"
         yield from _weights(self.route)
+        yield from self._prefix_redirect()
+        yield from self._authority()
+
+    def _prefix_redirect(self) -> Problems:
+        if self.redirect is None or not self.redirect.prefix_rewrite:
+            return
+        for i, m in enumerate(self.match):
+            if m.uri is not None and m.uri.prefix is None:
+                yield (
+                    ("match", i, "uri"),
+                    "redirect.prefixRewrite replaces a matched prefix: every uri match must be "
+                    "a prefix match",
+                )
+
+    def _authority(self) -> Problems:
+        """Istio's rule: the authority is rewritten in one place only."""
+        places: list[Path] = (
+            [("rewrite", "authority")] if self.rewrite and self.rewrite.authority else []
+        )
+        if self.headers is not None and self.headers.request is not None:
+            places += [("headers", "request", *p) for p, _ in self.headers.request.authority()]
+        for place in places[1:]:
+            first = format_path(places[0])
+            yield place, f"the authority is already rewritten by {first}; set it in one place"
 
 
 def _weights(route: tuple[HTTPRouteDestination, ...] | tuple[RouteDestination, ...]) -> Problems:
-    if len(route) == 1 and route[0].weight is None:
-        return
+    """Weights are relative, as in Istio (Envoy divides each by their total)."""
     weights = [r.weight or 0 for r in route]
-    if route and sum(weights) != 100:
-        shown = " + ".join(str(w) for w in weights)
-        yield ("route",), f"weights must sum to 100, got {shown} = {sum(weights)}"
+    if len(route) > 1 and sum(weights) == 0:
+        yield ("route",), "the weights add up to 0; give at least one destination a weight"
+    if sum(weights) > MAX_TOTAL_WEIGHT:
+        yield (
+            ("route",),
+            f"the weights add up to {sum(weights)}; Envoy takes at most {MAX_TOTAL_WEIGHT}",
+        )
 
 
 @model
 class L4MatchAttributes:
     destination_subnets: tuple[Annotated[str, checks.cidr], ...] = ()
     port: Port | None = None
-    source_labels: FrozenDict[str, str] = FrozenDict()
-    source_namespace: str | None = None
+    source_labels: Labels = FrozenDict()
+    source_namespace: Annotated[str, checks.dns_label] | None = None
 
     UNSUPPORTED: ClassVar[Mapping[str, str]] = {
         "gateways": "istiolite routes mesh traffic only; match on gateways has no meaning",
@@ -394,7 +587,7 @@ class L4MatchAttributes:
 @model
 class RouteDestination:
     destination: Destination
-    weight: Annotated[int, checks.in_range(0, 100)] | None = None
+    weight: Int32 | None = None
 
 
 @model
@@ -428,16 +621,50 @@ class VirtualServiceSpec:
 
     def check(self) -> Problems:
         if not self.hosts:
-            yield ("hosts",), "must list at least one host"
+            yield (
+                ("hosts",),
+                "must list at least one host (istiolite has no delegate VirtualServices)",
+            )
         if not self.http and not self.tcp:
             yield (), "must have http or tcp routes"
-        yield from _export_to(self.export_to)
+
+    def check_in(self, namespace: str, domain_suffix: str = DEFAULT_DOMAIN_SUFFIX) -> Problems:
+        """Rules that need the namespace: hosts as they resolve there, and exportTo."""
+        resolved = [resolve_host(h, namespace, domain_suffix) for h in self.hosts]
+        for j, b in enumerate(resolved):
+            for i, a in enumerate(resolved[:j]):
+                if hosts_overlap(a, b):
+                    yield (
+                        ("hosts", j),
+                        f"{self.hosts[j]!r} overlaps {self.hosts[i]!r} (hosts[{i}]); list each "
+                        f"host once",
+                    )
+                    break
+        yield from _export_to(self.export_to, namespace)
 
 
-def _export_to(values: tuple[str, ...]) -> Problems:
+def hosts_overlap(a: str, b: str) -> bool:
+    """Whether two hosts can name one service: equal, or a wildcard covering the other."""
+    if a == b:
+        return True
+    if a.startswith("*") and b.endswith(a[1:]):
+        return True
+    return b.startswith("*") and a.endswith(b[1:])
+
+
+def _export_to(values: tuple[str, ...], namespace: str) -> Problems:
+    """Istio's exportTo: `.`, `*` or namespace names, each once, and `*` alone."""
+    seen: dict[str, int] = {}
     for i, value in enumerate(values):
         if value not in (".", "*") and checks.dns_label(value):
             yield ("exportTo", i), f"must be '.', '*' or a namespace name, got {value!r}"
+            continue
+        key = namespace if value == "." else value
+        if key in seen:
+            yield ("exportTo", i), f"{value!r} repeats exportTo[{seen[key]}] (namespace {key})"
+        seen.setdefault(key, i)
+    if "*" in values and len(values) > 1:
+        yield ("exportTo",), "'*' exports to every namespace; it cannot be combined with others"
 
 
 # --- DestinationRule --------------------------------------------------------------------------
@@ -454,19 +681,22 @@ class SimpleLB(enum.StrEnum):
 
 @model
 class HTTPCookie:
-    name: str
+    name: NonEmpty
     path: str | None = None
     ttl: Timeout | None = None
+
+    UNSUPPORTED: ClassVar[Mapping[str, str]] = {"attributes": "cookie attributes"}
 
 
 @model
 class RingHash:
-    minimum_ring_size: PositiveInt | None = None
+    # 0, as in Istio, leaves Envoy's default (1024).
+    minimum_ring_size: RingSize | None = None
 
 
 @model
 class Maglev:
-    table_size: PositiveInt | None = None
+    table_size: Annotated[int, checks.maglev_table_size]
 
 
 @model
@@ -474,10 +704,10 @@ class ConsistentHashLB:
     http_header_name: HeaderName | None = None
     http_cookie: HTTPCookie | None = None
     use_source_ip: bool | None = None
-    http_query_parameter_name: str | None = None
+    http_query_parameter_name: NonEmpty | None = None
     ring_hash: RingHash | None = None
     maglev: Maglev | None = None
-    minimum_ring_size: PositiveInt | None = None
+    minimum_ring_size: RingSize | None = None
 
     def check(self) -> Problems:
         yield from _exactly_one(
@@ -499,6 +729,7 @@ class LoadBalancerSettings:
 
     UNSUPPORTED: ClassVar[Mapping[str, str]] = {
         "localityLbSetting": "locality load balancing",
+        "zoneAwareLbSetting": "zone-aware load balancing",
         "warmupDurationSecs": "slow start",
         "warmup": "slow start",
     }
@@ -507,16 +738,17 @@ class LoadBalancerSettings:
         yield from _exactly_one(self, ("simple", "simple"), ("consistent_hash", "consistentHash"))
 
 
+# Connection pool limits: 0 is unset, as in Istio (the limit stays Envoy's: unlimited).
 @model
 class TcpKeepalive:
-    probes: PositiveInt | None = None
+    probes: NonNegativeInt | None = None
     time: PositiveDuration | None = None
     interval: PositiveDuration | None = None
 
 
 @model
 class TCPSettings:
-    max_connections: PositiveInt | None = None
+    max_connections: Int32 | None = None
     connect_timeout: PositiveDuration | None = None
     tcp_keepalive: TcpKeepalive | None = None
     max_connection_duration: PositiveDuration | None = None
@@ -531,20 +763,34 @@ class H2UpgradePolicy(enum.StrEnum):
 
 @model
 class HTTPSettings:
-    http1_max_pending_requests: PositiveInt | None = None
-    http2_max_requests: PositiveInt | None = None
-    max_requests_per_connection: NonNegativeInt | None = None
-    max_retries: NonNegativeInt | None = None
-    idle_timeout: Timeout | None = None
+    http1_max_pending_requests: Int32 | None = None
+    http2_max_requests: Int32 | None = None
+    max_requests_per_connection: Int32 | None = None
+    max_retries: Int32 | None = None
+    idle_timeout: PositiveDuration | None = None
     h2_upgrade_policy: H2UpgradePolicy | None = None
     use_client_protocol: bool | None = None
-    max_concurrent_streams: PositiveInt | None = None
+    max_concurrent_streams: Int32 | None = None
+
+    UNSUPPORTED: ClassVar[Mapping[str, str]] = {"http2KeepAlive": "HTTP/2 keepalive pings"}
+
+    def check(self) -> Problems:
+        if self.h2_upgrade_policy is H2UpgradePolicy.UPGRADE and self.use_client_protocol:
+            yield (
+                ("useClientProtocol",),
+                "cannot be true with h2UpgradePolicy UPGRADE: the upstream protocol is either "
+                "the client's or HTTP/2",
+            )
 
 
 @model
 class ConnectionPoolSettings:
     tcp: TCPSettings | None = None
     http: HTTPSettings | None = None
+
+    def check(self) -> Problems:
+        if self.tcp is None and self.http is None:
+            yield (), "must set tcp, http or both (an empty connectionPool changes nothing)"
 
 
 @model
@@ -580,6 +826,20 @@ def _tls_mode(mode: str) -> str | None:
 class ClientTLSSettings:
     mode: Annotated[str, _tls_mode]
 
+    UNSUPPORTED: ClassVar[Mapping[str, str]] = dict.fromkeys(
+        (
+            "clientCertificate",
+            "privateKey",
+            "caCertificates",
+            "credentialName",
+            "subjectAltNames",
+            "sni",
+            "insecureSkipVerify",
+            "caCrl",
+        ),
+        "TLS origination (istiolite does not originate TLS yet)",
+    )
+
 
 _TRAFFIC_POLICY_UNSUPPORTED: Mapping[str, str] = {
     "tunnel": "HTTP CONNECT tunnelling",
@@ -598,6 +858,11 @@ class PortTrafficPolicy:
 
     UNSUPPORTED: ClassVar[Mapping[str, str]] = _TRAFFIC_POLICY_UNSUPPORTED
 
+    def check(self) -> Problems:
+        fields = ("load_balancer", "connection_pool", "outlier_detection", "tls")
+        if not _set_fields(self, *fields):
+            yield (), "must set loadBalancer, connectionPool, outlierDetection or tls besides port"
+
 
 @model
 class TrafficPolicy:
@@ -610,6 +875,15 @@ class TrafficPolicy:
     UNSUPPORTED: ClassVar[Mapping[str, str]] = _TRAFFIC_POLICY_UNSUPPORTED
 
     def check(self) -> Problems:
+        fields = ("load_balancer", "connection_pool", "outlier_detection", "tls")
+        if not _set_fields(self, *fields) and not self.port_level_settings:
+            yield (
+                (),
+                (
+                    "must set at least one of loadBalancer, connectionPool, outlierDetection, "
+                    "portLevelSettings, tls (an empty trafficPolicy changes nothing)"
+                ),
+            )
         seen: dict[int, int] = {}
         for i, settings in enumerate(self.port_level_settings):
             number = settings.port.number
@@ -624,7 +898,7 @@ class TrafficPolicy:
 @model
 class Subset:
     name: Annotated[str, checks.dns_label]
-    labels: FrozenDict[str, str] = FrozenDict()
+    labels: Labels = FrozenDict()
     traffic_policy: TrafficPolicy | None = None
 
 
@@ -648,7 +922,9 @@ class DestinationRuleSpec:
                     f"subset {subset.name!r} is already defined in subsets[{seen[subset.name]}]",
                 )
             seen.setdefault(subset.name, i)
-        yield from _export_to(self.export_to)
+
+    def check_in(self, namespace: str, domain_suffix: str = DEFAULT_DOMAIN_SUFFIX) -> Problems:
+        yield from _export_to(self.export_to, namespace)
 
 
 # --- WorkloadEntry ----------------------------------------------------------------------------
@@ -671,23 +947,39 @@ class WorkloadEntrySpec:
 def egress_host(value: str) -> str | None:
     """`namespace/dnsName`: which services of which namespaces a Sidecar's proxies see.
 
-    The namespace is a name, `.` (the proxy's own), `*` (any) or `~` (none); the name is a
-    full host name, `*` or a `*.` wildcard prefix.
+    The namespace is a name, `.` (the proxy's own) or `*` (any); a `~` before it turns the
+    entry into an exclusion (`~/x` or `~*/x`: from every namespace). The name is `*`, a
+    `*.suffix` wildcard or a full host name (with a dot: short names are not expanded here).
     """
     namespace, slash, name = value.partition("/")
     example = "'./*', 'istio-system/*' or '*/reviews.default.svc.cluster.local'"
     if not slash:
         return f"must be namespace/dnsName such as {example}, got {value!r}"
-    if namespace not in (".", "*", "~") and checks.dns_label(namespace):
-        return f"the namespace must be '.', '*', '~' or a namespace name, got {namespace!r}"
-    if name != "*" and checks.host_pattern(name):
-        return f"the name must be '*', '*.suffix' or a host name, got {name!r} (in {value!r})"
-    return None
+    bare = namespace.removeprefix("~")
+    if (bare or not namespace) and bare not in (".", "*") and checks.dns_label(bare):
+        return (
+            f"the namespace must be '.', '*' or a namespace name, optionally after '~' to "
+            f"exclude, got {namespace!r}"
+        )
+    if name == "*" or (name.startswith("*.") and checks.host(name[2:]) is None):
+        return None
+    if "." in name and not name.startswith("*") and checks.host(name) is None:
+        return None
+    return (
+        f"the name must be '*', '*.suffix' or a full host name such as "
+        f"'reviews.default.svc.cluster.local', got {name!r} (in {value!r})"
+    )
+
+
+def _selector_labels(value: Mapping[str, str]) -> str | None:
+    if any("*" in k or "*" in v for k, v in value.items()):
+        return "wildcards are not supported in workload selectors"
+    return checks.labels(value)
 
 
 @model
 class WorkloadSelector:
-    labels: FrozenDict[str, str] = FrozenDict()
+    labels: Annotated[FrozenDict[str, str], _selector_labels] = FrozenDict()
 
 
 @model
@@ -729,6 +1021,8 @@ class SidecarSpec:
     }
 
     def check(self) -> Problems:
+        if not self.egress and self.outbound_traffic_policy is None:
+            yield (), "must set egress or outboundTrafficPolicy (an empty Sidecar changes nothing)"
         if len(self.egress) > 1:
             # Istio needs a port on every egress listener but one; istiolite has no ports here.
             yield ("egress",), "istiolite supports one egress listener (without a port)"

@@ -259,12 +259,23 @@ def _istio(kind: str, doc: _View, meta: ObjectMeta) -> Resource:
     if raw is None:
         doc.d.fail(at, "required")
     if kind == "VirtualService":
-        return VirtualService(meta=meta, spec=doc.d.decode_object(VirtualServiceSpec, raw, at))
+        vs = doc.d.decode_object(VirtualServiceSpec, raw, at)
+        _check_in(doc.d, vs, meta.namespace)
+        return VirtualService(meta=meta, spec=vs)
     if kind == "DestinationRule":
-        return DestinationRule(meta=meta, spec=doc.d.decode_object(DestinationRuleSpec, raw, at))
+        dr = doc.d.decode_object(DestinationRuleSpec, raw, at)
+        _check_in(doc.d, dr, meta.namespace)
+        return DestinationRule(meta=meta, spec=dr)
     if kind == "Sidecar":
         return Sidecar(meta=meta, spec=doc.d.decode_object(SidecarSpec, raw, at))
     return WorkloadEntry(meta=meta, spec=doc.d.decode_object(WorkloadEntrySpec, raw, at))
+
+
+def _check_in(decoder: Decoder, spec: VirtualServiceSpec | DestinationRuleSpec, ns: str) -> None:
+    """Rules that need the resource's namespace, once the spec itself is valid."""
+    if spec is not INVALID:
+        for path, message in spec.check_in(ns):
+            decoder.fail(("spec", *path), message)
 
 
 def _service(doc: _View, meta: ObjectMeta) -> Service:
@@ -351,6 +362,15 @@ _KUBE_KINDS: dict[tuple[str, str], Callable[[_View, ObjectMeta], Resource]] = {
     ("v1", "Pod"): _pod,
 }
 _ISTIO_KINDS = ("VirtualService", "DestinationRule", "WorkloadEntry", "Sidecar")
+# Istio's other networking kinds, refused by name rather than ignored: a mesh that silently
+# dropped a Gateway or a ServiceEntry would route differently from what its YAML says.
+UNSUPPORTED_KINDS: Mapping[str, str] = {
+    "Gateway": "ingress and egress gateways",
+    "ServiceEntry": "services outside the registry (use a Service, or a WorkloadEntry)",
+    "EnvoyFilter": "patches to the generated Envoy configuration",
+    "WorkloadGroup": "workload groups",
+    "ProxyConfig": "per-workload proxy settings",
+}
 
 
 def describe_resource(doc: Any) -> str:
@@ -386,6 +406,10 @@ def parse_resource(doc: Any) -> Resource:
             decoder.fail(("apiVersion",), f"must be one of {accepted}, got {api_version!r}")
             raise ValidationError(label, decoder.errors)
         resource = _istio(kind, view, meta)
+    elif kind in UNSUPPORTED_KINDS and group == ISTIO_GROUP:
+        decoder.fail(
+            ("kind",), f"{kind} is not supported: istiolite has no {UNSUPPORTED_KINDS[kind]}"
+        )
     elif (api_version, kind) in _KUBE_KINDS:
         resource = _KUBE_KINDS[api_version, kind](view, meta)
     else:

@@ -68,11 +68,12 @@ def test_the_examples_decode_to_the_model() -> None:
     ]
 
 
-def test_an_empty_sidecar_sees_everything_and_allows_any() -> None:
+def test_an_empty_sidecar_is_refused_as_in_istio() -> None:
     [parsed] = parse_yaml(sc("{}\n"))
-    assert parsed.resource == Sidecar(
-        meta=ObjectMeta(name="default", namespace="bookinfo"), spec=SidecarSpec()
-    )
+    assert parsed.error is not None
+    assert [str(e) for e in parsed.error.errors] == [
+        "spec: must set egress or outboundTrafficPolicy (an empty Sidecar changes nothing)"
+    ]
     assert OutboundTrafficPolicy().mode is OutboundMode.ALLOW_ANY
 
 
@@ -97,31 +98,35 @@ BROKEN = [
         "namespace-not-a-name",
         "egress:\n- hosts: ['Book_Info/*']\n",
         "spec.egress[0].hosts[0]",
-        "the namespace must be '.', '*', '~' or a namespace name, got 'Book_Info'",
+        "the namespace must be '.', '*' or a namespace name, optionally after '~' to exclude, "
+        "got 'Book_Info'",
     ),
     (
         "namespace-empty",
         "egress:\n- hosts: ['/reviews.bookinfo.svc.cluster.local']\n",
         "spec.egress[0].hosts[0]",
-        "the namespace must be '.', '*', '~' or a namespace name, got ''",
+        "the namespace must be '.', '*' or a namespace name, optionally after '~' to exclude, "
+        "got ''",
     ),
     (
         "name-not-a-host",
         "egress:\n- hosts: ['./reviews!']\n",
         "spec.egress[0].hosts[0]",
-        "the name must be '*', '*.suffix' or a host name, got 'reviews!' (in './reviews!')",
+        "the name must be '*', '*.suffix' or a full host name such as "
+        "'reviews.default.svc.cluster.local', got 'reviews!' (in './reviews!')",
     ),
     (
         "name-wildcard-in-the-middle",
         "egress:\n- hosts: ['./reviews.*.svc.cluster.local']\n",
         "spec.egress[0].hosts[0]",
-        "the name must be '*', '*.suffix' or a host name",
+        "the name must be '*', '*.suffix' or a full host name",
     ),
     (
         "name-empty",
         "egress:\n- hosts: ['./']\n",
         "spec.egress[0].hosts[0]",
-        "the name must be '*', '*.suffix' or a host name, got ''",
+        "the name must be '*', '*.suffix' or a full host name such as "
+        "'reviews.default.svc.cluster.local', got ''",
     ),
     (
         "second-host-broken",

@@ -133,13 +133,14 @@ def test_invalid_file_keeps_last_good_config_and_is_reported(
     envoy.wait_live()
     eventually(lambda: "canary" in route_names(envoy), what="the initial routes")
     mesh = config_dir / "mesh.yaml"
-    mesh.write_text(mesh.read_text().replace("weight: 75", "weight: 175"))
+    mesh.write_text(mesh.read_text().replace("weight: 75", "weight: -75"))
     eventually(
         lambda: bool(discovery.get("/debug/configz").json()["errors"]),
         what="the error to be reported",
     )
     errors = discovery.get("/debug/configz").json()["errors"][str(mesh)]
-    assert any("spec.http[4].route[0].weight: must be 0..100, got 175" in e for e in errors), errors
+    expected = "spec.http[4].route[0].weight: must be 0..2147483647, got -75"
+    assert any(expected in e for e in errors), errors
     time.sleep(0.5)
     assert "canary" in route_names(envoy)
     assert all(not t["nacked"] for r in discovery.syncz()["proxies"] for t in r["types"].values())

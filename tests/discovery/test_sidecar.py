@@ -91,6 +91,14 @@ def service(name: str, namespace: str) -> MeshService:
         (["*/*.shop.svc.cluster.local"], True),
         (["*/*.prod.svc.cluster.local"], False),
         (["prod/*", "./reviews.shop.svc.cluster.local"], True),
+        # `~` excludes, whatever else selects the service (Istio's semantics)
+        (["*/*", "~shop/*"], False),
+        (["*/*", "~prod/*"], True),
+        (["*/*", "~/reviews.shop.svc.cluster.local"], False),
+        (["*/*", "~*/reviews.prod.svc.cluster.local"], True),
+        (["./*", "~./*.shop.svc.cluster.local"], False),
+        (["~shop/ratings.shop.svc.cluster.local", "shop/*"], True),
+        (["~/reviews.shop.svc.cluster.local"], False),  # excluding alone selects nothing
     ],
 )
 def test_egress_hosts_select_services(hosts: list[str], selected: bool) -> None:

@@ -538,6 +538,14 @@ ROUTING_FILES = {
     "virtual-service-ratings-retries.yaml": [(VS, "ratings")],
     "virtual-service-ratings-fault-delay.yaml": [(VS, "ratings")],
     "virtual-service-ratings-fault-abort.yaml": [(VS, "ratings")],
+    # Istio's names for the same kinds of routing
+    "destination-rule-reviews.yaml": [(DR, "reviews")],
+    "virtual-service-reviews-v3.yaml": [(VS, "reviews")],
+    "virtual-service-reviews-90-10.yaml": [(VS, "reviews")],
+    "virtual-service-reviews-50-v3.yaml": [(VS, "reviews")],
+    "virtual-service-reviews-v2-v3.yaml": [(VS, "reviews")],
+    "virtual-service-reviews-test-v2.yaml": [(VS, "reviews")],
+    "virtual-service-reviews-jason-v2-v3.yaml": [(VS, "reviews")],
 }
 
 
@@ -626,6 +634,27 @@ def test_scenario_files_say_what_their_names_promise() -> None:
     assert [(r["destination"]["subset"], r["weight"]) for r in split] == [("v1", 80), ("v2", 20)]
     split = http_routes("virtual-service-reviews-50-50.yaml")[0]["route"]
     assert [(r["destination"]["subset"], r["weight"]) for r in split] == [("v1", 50), ("v3", 50)]
+    for name, weights in [
+        ("virtual-service-reviews-50-v3.yaml", [("v1", 50), ("v3", 50)]),
+        ("virtual-service-reviews-90-10.yaml", [("v1", 90), ("v2", 10)]),
+        ("virtual-service-reviews-v2-v3.yaml", [("v2", 50), ("v3", 50)]),
+    ]:
+        split = http_routes(name)[0]["route"]
+        assert [(r["destination"]["subset"], r["weight"]) for r in split] == weights, name
+    [all_v3] = http_routes("virtual-service-reviews-v3.yaml")
+    assert all_v3["route"] == [{"destination": {"host": "reviews", "subset": "v3"}}]
+    for name, everyone_else in [
+        ("virtual-service-reviews-test-v2.yaml", "v1"),
+        ("virtual-service-reviews-jason-v2-v3.yaml", "v3"),
+    ]:
+        jason_route, rest = http_routes(name)
+        assert jason_route["match"] == jason, name
+        assert jason_route["route"] == [{"destination": {"host": "reviews", "subset": "v2"}}]
+        assert rest["route"] == [{"destination": {"host": "reviews", "subset": everyone_else}}], (
+            name
+        )
+    [random] = routing("destination-rule-reviews.yaml")
+    assert random["spec"]["trafficPolicy"] == {"loadBalancer": {"simple": "RANDOM"}}
 
     [timeout] = http_routes("virtual-service-reviews-timeout.yaml")
     assert timeout["timeout"] == "0.5s"

@@ -78,6 +78,7 @@ class Discovery:
     http_port: int = field(default_factory=free_port)
     monitoring_port: int = field(default_factory=free_port)
     extra_args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)  # beside this process's environment
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -102,7 +103,11 @@ class Discovery:
         ]
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                cmd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={**os.environ, **self.env} if self.env else None,
             )
         _wait(
             lambda: self.get("/ready").status_code == 200,

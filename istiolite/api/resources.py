@@ -13,8 +13,6 @@ import typing
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar, TypeVar
 
-import yaml
-
 from istiolite.api import checks
 from istiolite.api.decode import INVALID, Decoder, FrozenDict, describe, model
 from istiolite.api.errors import FieldError, Path, ValidationError
@@ -24,14 +22,13 @@ from istiolite.api.networking import (
     VirtualServiceSpec,
     WorkloadEntrySpec,
 )
+from istiolite.api.yamlstream import YamlError, load_all
 
 T = TypeVar("T")
 
 ISTIO_GROUP = "networking.istio.io"
 ISTIO_VERSIONS = ("v1", "v1beta1", "v1alpha3")
 DEFAULT_NAMESPACE = "default"
-# libyaml's loader is ten times faster than the pure-Python one and accepts the same YAML.
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @model
@@ -410,12 +407,10 @@ def parse_yaml(text: str, *, source: str = "<stdin>") -> list[Parsed]:
     A `kind: List` document is flattened into its items, as kubectl does.
     """
     try:
-        docs = [d for d in yaml.load_all(text, Loader=_LOADER) if d is not None]
-    except yaml.YAMLError as e:
-        where = getattr(e, "problem_mark", None)
-        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
-        problem = getattr(e, "problem", None) or str(e)
-        error = ValidationError(source, [FieldError((), f"malformed YAML{at}: {problem}")])
+        docs = load_all(text)
+    except YamlError as e:
+        at = f" at line {e.line}, column {e.column}" if e.line else ""
+        error = ValidationError(source, [FieldError((), f"malformed YAML{at}: {e.problem}")])
         return [Parsed(source=source, resource=None, error=error)]
     out: list[Parsed] = []
     for i, doc in enumerate(_flatten_lists(docs)):

@@ -16,6 +16,7 @@ from typing import Any, ClassVar, TypeVar
 from istiolite.api import checks
 from istiolite.api.decode import INVALID, Decoder, FrozenDict, describe, model
 from istiolite.api.errors import FieldError, Path, ValidationError
+from istiolite.api.kinds import ISTIO_GROUP, kind_problem
 from istiolite.api.networking import (
     DestinationRuleSpec,
     SidecarSpec,
@@ -26,8 +27,6 @@ from istiolite.api.yamlstream import YamlError, load_all
 
 T = TypeVar("T")
 
-ISTIO_GROUP = "networking.istio.io"
-ISTIO_VERSIONS = ("v1", "v1beta1", "v1alpha3")
 DEFAULT_NAMESPACE = "default"
 
 
@@ -374,14 +373,13 @@ def parse_resource(doc: Any) -> Resource:
         decoder.fail(("kind",), "required")
     if decoder.errors:
         raise ValidationError(label, decoder.errors)
+    if problem := kind_problem(api_version, kind):
+        field, message = problem
+        decoder.fail((field,), message)
+        raise ValidationError(label, decoder.errors)
     meta = _meta(view)
     resource: Resource
-    group, _, version = api_version.rpartition("/")
-    if kind in _ISTIO_KINDS and group == ISTIO_GROUP:
-        if version not in ISTIO_VERSIONS:
-            accepted = ", ".join(f"{ISTIO_GROUP}/{v}" for v in ISTIO_VERSIONS)
-            decoder.fail(("apiVersion",), f"must be one of {accepted}, got {api_version!r}")
-            raise ValidationError(label, decoder.errors)
+    if kind in _ISTIO_KINDS and api_version.startswith(f"{ISTIO_GROUP}/"):
         resource = _istio(kind, view, meta)
     elif (api_version, kind) in _KUBE_KINDS:
         resource = _KUBE_KINDS[api_version, kind](view, meta)

@@ -78,6 +78,8 @@ class Discovery:
     http_port: int = field(default_factory=free_port)
     monitoring_port: int = field(default_factory=free_port)
     extra_args: list[str] = field(default_factory=list)
+    # A command to run pilot-discovery with, e.g. `setpriv` to drop capabilities.
+    wrapper: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -92,6 +94,7 @@ class Discovery:
         exe = Path(sys.executable).parent / "pilot-discovery"
         cmd = [
             *_prefix(self.ns),
+            *self.wrapper,
             str(exe),
             "discovery",
             *([f"--config-dir={self.config_dir}"] if self.config_dir else []),

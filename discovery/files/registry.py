@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -93,7 +94,7 @@ class FileRegistry:
 
     def load(self, path: Path) -> bool:
         """(Re)read one file; return whether the mesh's resources changed."""
-        return self.commit(path, self._reading_of(path)())
+        return self.commit(path, self._reading_of(path, None)())
 
     def load_all(self) -> None:
         """Read every file: the state the watch then keeps up to date. No change is signalled."""
@@ -125,8 +126,8 @@ class FileRegistry:
 
     async def settled(self, paths: Iterable[Path] | None = None) -> None:
         """Wait until these files (default: all) asked for have been read and applied."""
-        wanted = None if paths is None else set(paths)
-        while tasks := [t for p, t in self._reading.items() if wanted is None or p in wanted]:
+        only = None if paths is None else set(paths)
+        while tasks := [t for p, t in self._reading.items() if only is None or p in only]:
             await asyncio.wait(tasks)
 
     def stop_reading(self) -> None:
@@ -136,33 +137,40 @@ class FileRegistry:
         self._readers.shutdown(wait=False, cancel_futures=True)
 
     async def _reader(self, path: Path) -> None:
-        loop = asyncio.get_running_loop()
+        """Read `path` until no event for it is left, applying only what a read found last."""
         emptied_once = False
+        unapplied: Content | None = None  # read, but overtaken by a later event
+        since = math.inf  # the first event of what was read but not applied yet
         try:
             while path in self._queued:
-                at = self._queued.pop(path)
-                read = self._reading_of(path)  # taken here: the state changes on this thread
-                started = time.monotonic()
-                outcome = await loop.run_in_executor(self._readers, read)
-                log.debug(
-                    "read %s in %.0f ms: %s",
-                    path,
-                    1000 * (time.monotonic() - started),
-                    type(outcome).__name__,
-                )
+                at = min(self._queued.pop(path), since)
+                outcome = await self._read(path, unapplied)
+                if isinstance(outcome, Same) and unapplied is not None:
+                    outcome = unapplied  # the event was the end of the write already read
+                unapplied, since = None, math.inf
                 if path in self._queued:
-                    continue  # written again meanwhile: what was read may be half a write
-                if not emptied_once and self._emptied(path, outcome):
+                    # Written again meanwhile: what was read may be half a write. Kept, so that
+                    # reading the same bytes again costs no second parse.
+                    unapplied = outcome if isinstance(outcome, Content) else None
+                    since = at
+                elif not emptied_once and self._emptied(path, outcome):
                     # Writing a file in place truncates it first. Its content is dropped only
                     # if it is still empty a moment later, as a removal waits (watching.py).
                     emptied_once = True
                     await asyncio.sleep(EMPTIED_SETTLE)
                     self._queued.setdefault(path, at)
-                    continue
-                if self.commit(path, outcome):
+                elif self.commit(path, outcome):
                     self.on_change(at)
         finally:
             del self._reading[path]
+
+    async def _read(self, path: Path, unapplied: Content | None) -> Outcome:
+        read = self._reading_of(path, unapplied)  # taken here: the state changes on the loop
+        started = time.monotonic()
+        outcome = await asyncio.get_running_loop().run_in_executor(self._readers, read)
+        elapsed = 1000 * (time.monotonic() - started)
+        log.debug("read %s in %.0f ms: %s", path, elapsed, type(outcome).__name__)
+        return outcome
 
     def _emptied(self, path: Path, outcome: Outcome) -> bool:
         state = self.files.get(path)
@@ -172,11 +180,15 @@ class FileRegistry:
             and bool(state and state.resources)
         )
 
-    def _reading_of(self, path: Path) -> Callable[[], Outcome]:
-        """A call that reads `path` against its current state, to run on any thread."""
+    def _reading_of(self, path: Path, unapplied: Content | None) -> Callable[[], Outcome]:
+        """A call that reads `path` against its current state (or what was read of it last
+        but not applied), to run on any thread."""
         state = self.files.get(path)
         digest = state.digest if state else None
         known = dict(state.documents) if state else {}
+        if unapplied is not None:
+            digest = unapplied.digest
+            known.update(unapplied.documents)
 
         def read() -> Outcome:
             try:

@@ -3,10 +3,14 @@ keeps the last good content of a file it cannot use, whatever is wrong with it."
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import shutil
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -157,3 +161,45 @@ def test_a_directory_replaced_by_a_file_takes_its_files_with_it(registry: FileRe
     registry.apply([sub / "a.yaml", sub])
     assert registry.resources() == []
     assert registry.errors() == {}
+
+
+class HeldExecutor(ThreadPoolExecutor):
+    """Runs each call only once `release` is set: a read that is still going on."""
+
+    def __init__(self) -> None:
+        super().__init__(1)
+        self.release = threading.Event()
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        def held() -> Any:
+            self.release.wait()
+            return fn(*args, **kwargs)
+
+        return super().submit(held)
+
+
+async def test_a_read_overtaken_by_the_end_of_its_write_is_not_parsed_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parsed: list[object] = []
+    real = resources.parse_resource
+
+    def parse_resource(doc: object) -> Resource:
+        parsed.append(doc)
+        return real(doc)
+
+    monkeypatch.setattr(resources, "parse_resource", parse_resource)
+    readers = HeldExecutor()
+    changes: list[float] = []
+    registry = FileRegistry(tmp_path, changes.append, readers=readers)
+    path = tmp_path / "mesh.yaml"
+    path.write_text(service("a"))
+    registry.reload(path, at=1.0)  # the file's creation: its read is under way...
+    await asyncio.sleep(0)
+    registry.reload(path, at=2.0)  # ...when the end of the write is seen
+    readers.release.set()
+    await registry.settled()
+    assert [r.meta.name for r in registry.resources()] == ["a"]
+    assert len(parsed) == 1, "the same bytes were parsed again"
+    assert changes == [1.0]  # counted from the first event
+    readers.shutdown()

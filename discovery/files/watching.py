@@ -106,7 +106,7 @@ class DirectoryWatch:
         self._identity = await self._present(stop)
         if self._identity is None:
             return
-        resynced = False
+        resync: asyncio.Task[None] | None = None
         try:
             # yield_on_timeout: an empty batch at least every ROOT_POLL seconds, to check on the
             # directory itself. The first batch also says that the watch is set up: only then is
@@ -123,12 +123,13 @@ class DirectoryWatch:
                 at = time.monotonic()
                 if identity(self.root) != self._identity:
                     return
-                if not resynced:
+                if resync is None:
                     self.status.watching, self.status.problem = True, None
-                    self._background(self._resync(at), "resync")
-                    resynced = True
-                if changes and self._changed({Path(name) for _, name in changes}, at):
-                    return  # watch again: a directory that could not be read may be readable now
+                    resync = self._background(self._resync(at), "resync")
+                if changes:
+                    self._changed({Path(name) for _, name in changes}, at)
+                if resync.done() and self._listable_again():
+                    return  # watch again: a watch is only set on directories it could read
         finally:
             self.status.watching = False
 
@@ -153,18 +154,16 @@ class DirectoryWatch:
                 found = identity(self.root)
             if found is not None:
                 log.info("%s is back: reading it again", self.root)
+                self.registry.unlisted.pop(self.root, None)
         self.status.present = found is not None
         return found
 
-    def _changed(self, paths: set[Path], at: float) -> bool:
-        """Have the files behind these events read again; True when the watch must restart."""
-        restart = False
+    def _changed(self, paths: set[Path], at: float) -> None:
+        """Have the files behind these events read again."""
         under_files = {d for p in self.registry.files for d in p.parents}
         for path in paths:
             if not visible(path, self.root):
                 continue
-            if path in self.registry.unlisted:
-                restart = True
             targets = set(self.registry.tracked_under(path)) if path in under_files else set()
             if wanted(path, self.root):
                 targets.add(path)
@@ -175,7 +174,13 @@ class DirectoryWatch:
                     self.registry.reload(target, at)
                 else:
                     self._doom(target, at)
-        return restart
+
+    def _listable_again(self) -> bool:
+        """Whether a directory that could not be listed can be now (its mode was changed)."""
+        for directory in self.registry.unlisted:
+            with contextlib.suppress(OSError), os.scandir(directory):
+                return True
+        return False
 
     async def _resync(self, at: float) -> None:
         """Read the whole directory again: events may have been missed before the watch
@@ -193,11 +198,12 @@ class DirectoryWatch:
         for path in set(self.registry.files) - set(found.files):
             self._doom(path, at)
 
-    def _background(self, work: Coroutine[Any, Any, None], name: str) -> None:
+    def _background(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         """Run `work` beside the watch, which must go on taking events meanwhile."""
         task = asyncio.create_task(work, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._done)
+        return task
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)

@@ -33,6 +33,10 @@ AS_ANYONE = [
     "--bounding-set=-dac_override,-dac_read_search",
     "--inh-caps=-dac_override,-dac_read_search",
 ]
+needs_permissions = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("setpriv") is None,
+    reason="needs root and setpriv to run pilot-discovery without permission overrides",
+)
 
 
 def service(name: str) -> str:
@@ -153,10 +157,7 @@ def test_a_directory_moved_in_or_out_brings_or_takes_its_files(
     eventually(lambda: served(discovery, MESH_COUNTS), what="the moved-out directory's files gone")
 
 
-@pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("setpriv") is None,
-    reason="needs root and setpriv to run pilot-discovery without permission overrides",
-)
+@needs_permissions
 def test_what_cannot_be_read_for_permissions_is_reported_and_read_once_it_can_be(
     start: Callable[..., Discovery], config_dir: Path
 ) -> None:
@@ -189,6 +190,27 @@ def test_what_cannot_be_read_for_permissions_is_reported_and_read_once_it_can_be
         eventually(lambda: str(mesh) not in configz(discovery)["errors"], what="it to be read")
     finally:
         sub.chmod(0o755)
+
+
+@needs_permissions
+def test_a_directory_made_unreadable_keeps_its_configuration_and_is_read_again(
+    start: Callable[..., Discovery], config_dir: Path
+) -> None:
+    discovery = start(wrapper=AS_ANYONE)
+    config_dir.chmod(0)
+    try:
+        eventually(
+            lambda: "Permission denied" in str(configz(discovery)["errors"].get(str(config_dir))),
+            what="the unreadable directory to be reported",
+        )
+        assert counts(discovery) == MESH_COUNTS
+        (config_dir.parent / "extra.yaml").write_text(service("extra"))
+    finally:
+        config_dir.chmod(0o755)
+    (config_dir.parent / "extra.yaml").rename(config_dir / "extra.yaml")
+    expected = MESH_COUNTS + Counter({"Service": 1})
+    eventually(lambda: served(discovery, expected), what="the directory read and watched again")
+    eventually(lambda: not configz(discovery)["errors"], what="the directory readable again")
 
 
 def _large(config_maps: int) -> str:

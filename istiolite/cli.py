@@ -104,8 +104,8 @@ def _read_sources(paths: tuple[str, ...]) -> list[Parsed]:
         for name in paths:
             if name != "-" and Path(name).is_dir():
                 found = scan(Path(name), Path(name))
-                for problem in found.unlisted.values():
-                    raise click.ClickException(problem)
+                if found.unlisted:
+                    raise click.ClickException("; ".join(found.unlisted.values()))
                 for file in found.files:
                     parsed.extend(parse_yaml(read_text(file), source=str(file)))
             else:

@@ -66,6 +66,12 @@ class Metrics:
             "Configuration sources currently failing validation.",
             registry=r,
         )
+        self.config_dir_watching = Gauge(
+            "pilot_config_dir_watching",
+            "1 while the --config-dir directory is watched for changes; 0 while it is gone, or "
+            "its watch failed and is being started again (the log says why).",
+            registry=r,
+        )
         self.build_errors = Counter(
             "pilot_xds_build_errors",
             "Failures to build configuration for a proxy, by type.",

@@ -15,9 +15,9 @@ import logging
 import operator
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 import grpc
@@ -25,7 +25,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from istiolite.api import Resource
-from istiolite.discovery.files import FileRegistry
+from istiolite.discovery.files import DirectoryWatch, FileRegistry
 from istiolite.discovery.inject.template import SidecarValues
 from istiolite.discovery.inject.webhook import WebhookServer
 from istiolite.discovery.kube import KubeRegistry
@@ -71,10 +71,11 @@ class Debouncer:
         self._last = 0.0
         self._event = asyncio.Event()
 
-    def mark(self) -> None:
+    def mark(self, at: float | None = None) -> None:
+        """A change; `at` is when it happened, if before now (a file event, then its parse)."""
         now = time.monotonic()
-        if self._first is None:
-            self._first = now
+        first = now if at is None else min(at, now)
+        self._first = first if self._first is None else min(self._first, first)
         self._last = now
         self._event.set()
 
@@ -137,10 +138,18 @@ class Discovery:
         )
         self._prepared: _Prepared | None = None
         self.registries: list[Registry] = []
+        self.watch: DirectoryWatch | None = None  # of --config-dir
+        self.stopped: dict[str, str] = {}  # registry tasks that ended on their own, and why
         self.ready = False
+        self.metrics.config_errors.set_function(
+            lambda: sum(len(r.errors()) for r in self.registries)
+        )
+        self.metrics.config_dir_watching.set_function(
+            lambda: float(self.watch is not None and self.watch.status.watching)
+        )
 
-    def changed(self) -> None:
-        self.debouncer.mark()
+    def changed(self, at: float | None = None) -> None:
+        self.debouncer.mark(at)
 
     async def _prepare(self) -> None:
         """Build and warm the next generation while the debouncer waits for quiet."""
@@ -161,7 +170,6 @@ class Discovery:
             generation = prepared.generation
         else:  # more changes came after the first of the burst: build what is current now
             generation = await self._next_generation(resources)
-        self.metrics.config_errors.set(sum(len(r.errors()) for r in self.registries))
         if generation is None:
             return  # nothing the proxies see has changed
         first = self.ads.generation is None
@@ -221,6 +229,9 @@ class Discovery:
         return app
 
     async def _ready(self, _: web.Request) -> web.Response:
+        if self.stopped:
+            reasons = "; ".join(f"{name}: {why}" for name, why in self.stopped.items())
+            return web.Response(status=503, text=f"not ready: stopped watching ({reasons})\n")
         if self.ready and self.ads.generation is not None:
             return web.Response(text="ok\n")
         return web.Response(status=503, text="not ready: no configuration loaded yet\n")
@@ -241,9 +252,10 @@ class Discovery:
         counts: dict[str, int] = {}
         for r in resources:
             counts[r.KIND] = counts.get(r.KIND, 0) + 1
-        return web.json_response(
-            {"resources": counts, "errors": errors}, dumps=lambda o: json.dumps(o, indent=2)
-        )
+        page: dict[str, Any] = {"resources": counts, "errors": errors}
+        if self.watch is not None:
+            page["configDir"] = {"path": str(self.watch.root), **asdict(self.watch.status)}
+        return web.json_response(page, dumps=lambda o: json.dumps(o, indent=2))
 
     async def _config_dump(self, request: web.Request) -> web.Response:
         wanted = request.query.get("proxyID", "")
@@ -274,13 +286,15 @@ class Discovery:
         tasks: list[asyncio.Task[Any]] = []
         if self.settings.config_dir is not None:
             files = FileRegistry(self.settings.config_dir, self.changed)
-            files.load_all()
+            # Off the loop: parsing a large directory takes seconds.
+            await asyncio.get_running_loop().run_in_executor(None, files.load_all)
             self.registries.append(files)
-            tasks.append(asyncio.create_task(files.watch(stop), name="file-registry"))
+            self.watch = DirectoryWatch(files)
+            tasks.append(self._registry_task(self.watch.run(stop), "file-registry", stop))
         if self.settings.kubeconfig is not None or self.settings.config_dir is None:
             kube = KubeRegistry.connect(self.settings.kubeconfig, self.changed)
             self.registries.append(kube)
-            tasks.append(asyncio.create_task(kube.run(), name="kube-registry"))
+            tasks.append(self._registry_task(kube.run(), "kube-registry", stop))
             # Serving before every kind is listed would hand proxies a partial mesh.
             if not await kube.wait_synced(stop):
                 for task in tasks:
@@ -325,6 +339,25 @@ class Discovery:
             if webhook is not None:
                 await webhook.close()
             self.builder.shutdown(wait=False, cancel_futures=True)
+
+    def _registry_task(
+        self, work: Coroutine[Any, Any, None], name: str, stop: asyncio.Event
+    ) -> asyncio.Task[None]:
+        """A registry's task: should it ever end before `stop`, /ready says so, and the log why.
+
+        Each registry retries its own failures; this is the last line, for what escapes them.
+        """
+        task = asyncio.create_task(work, name=name)
+
+        def ended(task: asyncio.Task[None]) -> None:
+            if stop.is_set() or task.cancelled():
+                return
+            error = task.exception()
+            self.stopped[name] = repr(error) if error else "returned"
+            log.error("the %s task stopped: the mesh no longer follows it", name, exc_info=error)
+
+        task.add_done_callback(ended)
+        return task
 
     async def _start_webhook(self) -> WebhookServer | None:
         cert, key = self.settings.webhook_cert, self.settings.webhook_key

@@ -32,8 +32,8 @@ from typing import Any
 import yaml
 
 from istiolite.api.decode import FrozenDict, camel
+from istiolite.api.kinds import ISTIO_GROUP, ISTIO_VERSIONS
 from istiolite.api.networking import DestinationRuleSpec, SidecarSpec, VirtualServiceSpec
-from istiolite.api.resources import ISTIO_GROUP, ISTIO_VERSIONS
 
 Schema = dict[str, Any]
 

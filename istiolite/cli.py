@@ -16,8 +16,7 @@ from istiolite.api import DEFAULT_DOMAIN_SUFFIX, Parsed, parse_yaml
 from istiolite.demo.cli import demo
 from istiolite.discovery.inject.cli import kube_inject
 from istiolite.install.cli import COMMANDS as INSTALL_COMMANDS
-
-YAML_SUFFIXES = (".yaml", ".yml", ".json")
+from istiolite.sources import SourceError, read_argument, read_text, scan
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -98,23 +97,22 @@ def proxy_config(section: str, proxy: str, discovery_address: str, output: str) 
 
 
 def _read_sources(paths: tuple[str, ...]) -> list[Parsed]:
+    """Every document of the files and directories named; a file that cannot be read ends the
+    command with one line naming it and why, as analyzing the rest would mislead."""
     parsed: list[Parsed] = []
-    for name in paths:
-        if name == "-":
-            parsed.extend(parse_yaml(sys.stdin.read(), source="<stdin>"))
-            continue
-        path = Path(name)
-        files = (
-            sorted(p for p in path.rglob("*") if p.suffix in YAML_SUFFIXES)
-            if path.is_dir()
-            else [path]
-        )
-        for file in files:
-            try:
-                text = file.read_text()
-            except OSError as e:
-                raise click.FileError(str(file), hint=e.strerror or str(e)) from e
-            parsed.extend(parse_yaml(text, source=str(file)))
+    try:
+        for name in paths:
+            if name != "-" and Path(name).is_dir():
+                found = scan(Path(name), Path(name))
+                if found.unlisted:
+                    raise click.ClickException("; ".join(found.unlisted.values()))
+                for file in found.files:
+                    parsed.extend(parse_yaml(read_text(file), source=str(file)))
+            else:
+                source = "<stdin>" if name == "-" else name
+                parsed.extend(parse_yaml(read_argument(name), source=source))
+    except SourceError as e:
+        raise click.ClickException(str(e)) from None
     return parsed
 
 

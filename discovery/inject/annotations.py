@@ -27,8 +27,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import yaml
-
+from istiolite.api.yamlstream import YamlError, load_all
 from istiolite.discovery.inject.errors import InjectionError
 from istiolite.discovery.inject.template import LOG_LEVELS, Capture, SidecarValues
 
@@ -136,9 +135,12 @@ def _cidrs(text: str) -> tuple[str, ...]:
 
 def _proxy_config(text: str, where: str) -> dict[str, bool]:
     try:
-        config = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise InjectionError(where, f"is not YAML: {' '.join(str(e).split())}") from None
+        documents = load_all(text)
+    except YamlError as e:
+        raise InjectionError(where, f"is not YAML: {e}") from None
+    if len(documents) > 1:
+        raise InjectionError(where, "must be one ProxyConfig object, not several YAML documents")
+    config = documents[0] if documents else None
     if config is None:
         return {}
     if not isinstance(config, dict):

@@ -9,6 +9,7 @@ import click
 from istiolite.discovery.inject.errors import InjectionError
 from istiolite.discovery.inject.template import LOG_LEVELS, SidecarValues
 from istiolite.discovery.inject.workloads import inject_manifest
+from istiolite.sources import SourceError, read_argument
 
 _DEFAULTS = SidecarValues()
 
@@ -19,7 +20,6 @@ _DEFAULTS = SidecarValues()
     "--filename",
     "source",
     required=True,
-    type=click.File("r"),
     help="Manifests to inject: multi-document YAML ('-' reads standard input).",
 )
 @click.option(
@@ -41,7 +41,7 @@ _DEFAULTS = SidecarValues()
 )
 def kube_inject(
     *,
-    source: TextIO,
+    source: str,
     output: TextIO,
     proxy_image: str,
     discovery_address: str,
@@ -57,7 +57,10 @@ def kube_inject(
         native_sidecar=native_sidecar,
         hold_application_until_proxy_starts=hold,
     )
+    name = "<stdin>" if source == "-" else source
     try:
-        output.write(inject_manifest(source.read(), values))
+        output.write(inject_manifest(read_argument(source), values))
+    except SourceError as e:
+        raise click.ClickException(str(e)) from None
     except InjectionError as e:
-        raise click.ClickException(f"{source.name}: {e}") from None
+        raise click.ClickException(f"{name}: {e}") from None

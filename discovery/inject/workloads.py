@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from istiolite.api.yamlstream import Loader, YamlError, load_all
 from istiolite.discovery.inject.errors import InjectionError
 from istiolite.discovery.inject.mutate import inject
 from istiolite.discovery.inject.template import SidecarValues
@@ -31,13 +32,13 @@ POD_TEMPLATE_PATHS: dict[str, tuple[str, ...]] = {
 }
 
 
-class _KubeLoader(yaml.SafeLoader):
+class _KubeLoader(Loader):
     """YAML read as Kubernetes reads it: an unquoted `2024-01-01` stays a string."""
 
 
 _KubeLoader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    for first, resolvers in Loader.yaml_implicit_resolvers.items()
 }
 
 
@@ -56,12 +57,10 @@ _KubeDumper.add_representer(str, _represent_str)
 def inject_manifest(text: str, values: SidecarValues) -> str:
     """Inject every workload of a multi-document YAML stream; empty documents are dropped."""
     try:
-        documents = [d for d in yaml.load_all(text, Loader=_KubeLoader) if d is not None]
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else "input"
-        problem = getattr(e, "problem", None) or " ".join(str(e).split())
-        raise InjectionError(where, f"not YAML: {problem}") from None
+        documents = load_all(text, loader=_KubeLoader)
+    except YamlError as e:
+        where = f"line {e.line}" if e.line else "input"
+        raise InjectionError(where, f"not YAML: {e.problem}") from None
     injected = []
     for index, document in enumerate(documents):
         try:

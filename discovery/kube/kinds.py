@@ -28,7 +28,7 @@ from lightkube.resources.core_v1 import Namespace, Node, Pod, Service
 from lightkube.resources.discovery_v1 import EndpointSlice
 
 from istiolite.api import Resource, parse_resource
-from istiolite.api.resources import ISTIO_GROUP, ISTIO_VERSIONS
+from istiolite.api.kinds import ISTIO_GROUP, ISTIO_VERSIONS
 
 Raw = Mapping[str, Any]
 

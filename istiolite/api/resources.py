@@ -13,25 +13,21 @@ import typing
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar, TypeVar
 
-import yaml
-
 from istiolite.api import checks
 from istiolite.api.decode import INVALID, Decoder, FrozenDict, describe, model
 from istiolite.api.errors import FieldError, Path, ValidationError
+from istiolite.api.kinds import ISTIO_GROUP, kind_problem
 from istiolite.api.networking import (
     DestinationRuleSpec,
     SidecarSpec,
     VirtualServiceSpec,
     WorkloadEntrySpec,
 )
+from istiolite.api.yamlstream import YamlError, load_all
 
 T = TypeVar("T")
 
-ISTIO_GROUP = "networking.istio.io"
-ISTIO_VERSIONS = ("v1", "v1beta1", "v1alpha3")
 DEFAULT_NAMESPACE = "default"
-# libyaml's loader is ten times faster than the pure-Python one and accepts the same YAML.
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @model
@@ -397,14 +393,13 @@ def parse_resource(doc: Any) -> Resource:
         decoder.fail(("kind",), "required")
     if decoder.errors:
         raise ValidationError(label, decoder.errors)
+    if problem := kind_problem(api_version, kind):
+        field, message = problem
+        decoder.fail((field,), message)
+        raise ValidationError(label, decoder.errors)
     meta = _meta(view)
     resource: Resource
-    group, _, version = api_version.rpartition("/")
-    if kind in _ISTIO_KINDS and group == ISTIO_GROUP:
-        if version not in ISTIO_VERSIONS:
-            accepted = ", ".join(f"{ISTIO_GROUP}/{v}" for v in ISTIO_VERSIONS)
-            decoder.fail(("apiVersion",), f"must be one of {accepted}, got {api_version!r}")
-            raise ValidationError(label, decoder.errors)
+    if kind in _ISTIO_KINDS and api_version.startswith(f"{ISTIO_GROUP}/"):
         resource = _istio(kind, view, meta)
     elif kind in UNSUPPORTED_KINDS and group == ISTIO_GROUP:
         decoder.fail(
@@ -434,12 +429,10 @@ def parse_yaml(text: str, *, source: str = "<stdin>") -> list[Parsed]:
     A `kind: List` document is flattened into its items, as kubectl does.
     """
     try:
-        docs = [d for d in yaml.load_all(text, Loader=_LOADER) if d is not None]
-    except yaml.YAMLError as e:
-        where = getattr(e, "problem_mark", None)
-        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
-        problem = getattr(e, "problem", None) or str(e)
-        error = ValidationError(source, [FieldError((), f"malformed YAML{at}: {problem}")])
+        docs = load_all(text)
+    except YamlError as e:
+        at = f" at line {e.line}, column {e.column}" if e.line else ""
+        error = ValidationError(source, [FieldError((), f"malformed YAML{at}: {e.problem}")])
         return [Parsed(source=source, resource=None, error=error)]
     out: list[Parsed] = []
     for i, doc in enumerate(_flatten_lists(docs)):

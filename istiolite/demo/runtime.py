@@ -37,6 +37,7 @@ import httpx2 as httpx
 import yaml
 
 from istiolite.api import ValidationError, parse_resource
+from istiolite.api.yamlstream import YamlError, load_all
 from istiolite.demo import DEFAULT_SAMPLE, loadclient, network
 from istiolite.demo.loadclient import BatchClient, Reply
 from istiolite.demo.processes import Processes
@@ -63,6 +64,7 @@ from istiolite.demo.topology import (
     read_sample,
 )
 from istiolite.promtext import parse_prometheus
+from istiolite.sources import SourceError, read_text
 
 SAMPLE_MANIFEST = Path("platform/kube/bookinfo.yaml")
 SAMPLE_APP = Path("app/bookinfo.py")
@@ -470,8 +472,12 @@ class NetnsCluster:
 
     def _resources(self, config: str | Path) -> Iterator[tuple[str, dict[str, Any], str]]:
         """(file name, document, label) per resource; every document is validated first."""
-        text = config.read_text() if isinstance(config, Path) else config
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+        try:
+            text = read_text(config, special_ok=True) if isinstance(config, Path) else config
+            docs = load_all(text)
+        except (SourceError, YamlError) as error:
+            source = f"{config}: " if isinstance(config, Path) else ""
+            raise DemoError(f"nothing applied: {source}{error}") from None
         problems, found = [], []
         for doc in docs:
             try:

@@ -79,6 +79,8 @@ class Discovery:
     monitoring_port: int = field(default_factory=free_port)
     extra_args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)  # beside this process's environment
+    # A command to run pilot-discovery with, e.g. `setpriv` to drop capabilities.
+    wrapper: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -93,6 +95,7 @@ class Discovery:
         exe = Path(sys.executable).parent / "pilot-discovery"
         cmd = [
             *_prefix(self.ns),
+            *self.wrapper,
             str(exe),
             "discovery",
             *([f"--config-dir={self.config_dir}"] if self.config_dir else []),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from istiolite.demo import DemoError, NetnsCluster
 from istiolite.demo.state import DemoState, StateStore, topology_to_json
 from istiolite.demo.topology import plan, read_sample
+from tests.hostile import HOSTILE, make
 
 ROOT = Path(__file__).parents[2]
 NETWORKING = ROOT / "samples" / "bookinfo" / "networking"
@@ -67,6 +69,19 @@ spec: {hosts: [reviews], http: [{route: [{destination: {host: reviews}, weight: 
 """
     with pytest.raises(DemoError, match=r"broken.*weight"):
         cluster.apply(bad)
+    assert _files(cluster) == []
+
+
+@pytest.mark.parametrize(
+    "name", ["latin1.yaml", "float-tag.yaml", "laughs.yaml", "dev-zero.yaml", "huge.yaml"]
+)
+def test_a_file_that_cannot_be_read_applies_nothing_and_says_why(
+    cluster: NetnsCluster, tmp_path: Path, name: str
+) -> None:
+    path = make(tmp_path, name)
+    says = "32 MiB" if name == "dev-zero.yaml" else HOSTILE[name].says  # read as a pipe is
+    with pytest.raises(DemoError, match=re.escape(says)):
+        cluster.apply(path)
     assert _files(cluster) == []
 
 

@@ -170,7 +170,7 @@ class Mesh:
     def __init__(self, directory: Path, text: str = BASE) -> None:
         self.path = directory / "mesh.yaml"
         self.path.write_text(text)
-        self.registry = FileRegistry(directory, lambda: None)
+        self.registry = FileRegistry(directory, lambda at: None)
         self.registry.load_all()
 
     def write(self, text: str) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import time
 
 from istiolite.discovery.server import Debouncer
+from istiolite.testing.wait import eventually_async
 
 
 async def test_a_burst_is_prepared_once_while_quiet_and_flushed_once_after() -> None:
@@ -49,3 +50,21 @@ async def test_a_slow_prepare_delays_the_flush_until_it_is_done() -> None:
     await asyncio.sleep(0.4)
     task.cancel()
     assert order == ["prepared", "flush"]
+
+
+async def test_a_change_marked_late_counts_from_when_it_happened() -> None:
+    """A file's change is marked once it is parsed, which may take seconds: the push's latency
+    (its log line, the convergence metric) counts from the file event, not from the mark."""
+    flushed: list[float] = []
+
+    async def flush(first: float) -> None:
+        flushed.append(first)
+
+    debouncer = Debouncer(flush, after=0.01, cap=5)
+    task = asyncio.create_task(debouncer.run())
+    event = time.monotonic() - 3.0  # the file event, three seconds of parsing ago
+    debouncer.mark()
+    debouncer.mark(at=event)
+    await eventually_async(lambda: bool(flushed), what="the flush")
+    task.cancel()
+    assert flushed == [event]

@@ -358,15 +358,6 @@ _KUBE_KINDS: dict[tuple[str, str], Callable[[_View, ObjectMeta], Resource]] = {
     ("v1", "Pod"): _pod,
 }
 _ISTIO_KINDS = ("VirtualService", "DestinationRule", "WorkloadEntry", "Sidecar")
-# Istio's other networking kinds, refused by name rather than ignored: a mesh that silently
-# dropped a Gateway or a ServiceEntry would route differently from what its YAML says.
-UNSUPPORTED_KINDS: Mapping[str, str] = {
-    "Gateway": "ingress and egress gateways",
-    "ServiceEntry": "services outside the registry (use a Service, or a WorkloadEntry)",
-    "EnvoyFilter": "patches to the generated Envoy configuration",
-    "WorkloadGroup": "workload groups",
-    "ProxyConfig": "per-workload proxy settings",
-}
 
 
 def describe_resource(doc: Any) -> str:
@@ -401,10 +392,6 @@ def parse_resource(doc: Any) -> Resource:
     resource: Resource
     if kind in _ISTIO_KINDS and api_version.startswith(f"{ISTIO_GROUP}/"):
         resource = _istio(kind, view, meta)
-    elif kind in UNSUPPORTED_KINDS and group == ISTIO_GROUP:
-        decoder.fail(
-            ("kind",), f"{kind} is not supported: istiolite has no {UNSUPPORTED_KINDS[kind]}"
-        )
     elif (api_version, kind) in _KUBE_KINDS:
         resource = _KUBE_KINDS[api_version, kind](view, meta)
     else:

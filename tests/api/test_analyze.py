@@ -184,7 +184,10 @@ UNSUPPORTED_FEATURES = [
         "metadata: {name: bookinfo}\nspec:\n  hosts: [bookinfo.example.com]\n"
         "  gateways: [bookinfo-gateway]\n"
         "  http:\n  - route: [{destination: {host: productpage, port: {number: 9080}}}]\n",
-        ["kind: Gateway is not supported", "spec.gateways[0]: istiolite has no ingress gateways"],
+        [
+            "kind: networking.istio.io kind 'Gateway' is not supported",
+            "spec.gateways[0]: istiolite has no ingress gateways",
+        ],
     ),
     (
         "mutual-tls",
@@ -198,7 +201,7 @@ UNSUPPORTED_FEATURES = [
         "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: googleapis}\n"
         "spec:\n  hosts: [www.googleapis.com]\n  resolution: DNS\n"
         "  ports: [{number: 443, name: https, protocol: HTTPS}]\n",
-        ["kind: ServiceEntry is not supported"],
+        ["kind: networking.istio.io kind 'ServiceEntry' is not supported"],
     ),
 ]
 

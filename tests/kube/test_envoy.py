@@ -116,8 +116,8 @@ async def test_an_invalid_virtual_service_gets_an_event_and_envoy_keeps_its_rout
     await kube.create(virtual_service(ns, "details", ["v1-only"]))
     await eventually(lambda: route_names(envoy, "9080", host) == ["v1-only"], what="the VS")
 
-    # The CRD's schema admits any integer weight; istiolite's validation does not.
-    await apply(kube, virtual_service(ns, "details", ["broken"], weight=175))
+    # The CRD's schema admits any integer weight; istiolite's validation refuses a negative one.
+    await apply(kube, virtual_service(ns, "details", ["broken"], weight=-5))
 
     async def events() -> list[Event]:
         return [e async for e in kube.list(Event, namespace=ns)]
@@ -137,11 +137,11 @@ async def test_an_invalid_virtual_service_gets_an_event_and_envoy_keeps_its_rout
     assert event.involvedObject.uid == current.metadata.uid  # type: ignore[union-attr]
     assert event.message == (
         "invalid, istiolite keeps using its last valid version: "
-        "spec.http[0].route[0].weight: must be 0..100, got 175"
+        "spec.http[0].route[0].weight: must be 0..2147483647, got -5"
     )
     errors = discovery.get("/debug/configz").json()["errors"]
     assert errors[f"VirtualService {ns}/details"] == [
-        "spec.http[0].route[0].weight: must be 0..100, got 175"
+        "spec.http[0].route[0].weight: must be 0..2147483647, got -5"
     ]
 
     await asyncio.sleep(1)  # a push, had there been one, would have reached Envoy by now

@@ -269,17 +269,17 @@ async def test_a_closed_watch_is_reopened_without_listing(harness: Any) -> None:
 async def test_an_invalid_update_is_reported_once_and_the_last_good_version_stays(
     harness: Any,
 ) -> None:
-    source = ScriptedSource(Page([vs("a", "5")], "10"), Page([vs("a", "11", weight=175)], "20"))
+    source = ScriptedSource(Page([vs("a", "5")], "10"), Page([vs("a", "11", weight=-5)], "20"))
     h = harness(source)
     await until(lambda: source.watched == ["10"])
 
-    await source.events.put(("MODIFIED", vs("a", "11", subset="v2", weight=175)))
+    await source.events.put(("MODIFIED", vs("a", "11", subset="v2", weight=-5)))
     await until(lambda: bool(h.invalid))
     assert h.routes("a") == "v1"
     [(version, error, kept)] = h.invalid
     assert version == "11" and kept
     assert [str(e) for e in error.errors] == [
-        "spec.http[0].route[0].weight: must be 0..100, got 175"
+        "spec.http[0].route[0].weight: must be 0..2147483647, got -5"
     ]
     assert set(h.reflector.failures) == {"default/a"}
 
@@ -294,14 +294,14 @@ async def test_an_invalid_update_is_reported_once_and_the_last_good_version_stay
 
 
 async def test_deleting_an_invalid_object_forgets_it(harness: Any) -> None:
-    source = ScriptedSource(Page([vs("a", "5", weight=175)], "10"))
+    source = ScriptedSource(Page([vs("a", "5", weight=-5)], "10"))
     h = harness(source)
     await until(lambda: source.watched == ["10"])
     assert h.names() == set() and set(h.reflector.failures) == {"default/a"}
     [(_, _, kept)] = h.invalid
     assert not kept
 
-    await source.events.put(("DELETED", vs("a", "11", weight=175)))
+    await source.events.put(("DELETED", vs("a", "11", weight=-5)))
     await until(lambda: not h.reflector.failures)
     assert h.changes == 0
 

@@ -2,19 +2,37 @@
 
 from __future__ import annotations
 
+from ipaddress import IPv4Network
+
+from istiolite.testing.apiserver import SERVICE_CLUSTER_IP_RANGE
+
 NAMESPACES = 10
+SERVICE_CIDR = IPv4Network(SERVICE_CLUSTER_IP_RANGE)
+# The apiserver refuses a CIDR's network and broadcast addresses, and gives the first address
+# to the `kubernetes` Service itself; every other address may be asked for.
+_FIRST_FREE = 2
+SERVICE_CAPACITY = SERVICE_CIDR.num_addresses - _FIRST_FREE - 1
+
+
+def cluster_ip(i: int) -> str:
+    """Service i's clusterIP, inside the test apiserver's service CIDR, one per service."""
+    if not 0 <= i < SERVICE_CAPACITY:
+        raise ValueError(
+            f"service {i} has no clusterIP: {SERVICE_CIDR} holds {SERVICE_CAPACITY} services "
+            f"(svc-0 to svc-{SERVICE_CAPACITY - 1})"
+        )
+    return str(SERVICE_CIDR.network_address + _FIRST_FREE + i)
 
 
 def service_yaml(i: int, *, weight: int = 90, endpoint_weight: int = 1) -> str:
     ns = f"ns-{i % NAMESPACES}"
     name = f"svc-{i}"
-    third = i * 3
     docs = [
         f"""apiVersion: v1
 kind: Service
 metadata: {{name: {name}, namespace: {ns}}}
 spec:
-  clusterIP: 10.{96 + third // 65536}.{(third // 256) % 256}.{third % 256}
+  clusterIP: {cluster_ip(i)}
   selector: {{app: {name}}}
   ports: [{{name: http, port: 8080}}]""",
         f"""apiVersion: networking.istio.io/v1

@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
-from lightkube import AsyncClient, KubeConfig, codecs
+from lightkube import ApiError, AsyncClient, KubeConfig, codecs
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from lightkube.resources.core_v1 import ConfigMap, Pod
@@ -420,10 +420,9 @@ def _phase_line(phase: Phase) -> str:
 async def webhook(plane: Plane, running: Running, kube: AsyncClient, work: Path) -> list[float]:
     """[p50 s, p99 s, requests per control-plane CPU-second] of the injection webhook."""
     ca_file = plane.webhook_ca
-    if ca_file is None:  # istiod's self-signed root, as it publishes it into every namespace
-        root = await kube.get(ConfigMap, "istio-ca-root-cert", namespace=ISTIO_NAMESPACE)
+    if ca_file is None:
         ca_file = work / "istiod-root.pem"
-        ca_file.write_text((root.data or {})["root-cert.pem"])
+        ca_file.write_text(await istiod_root(kube))
     context = ssl.create_default_context(cafile=ca_file)
     body = json.dumps(review(pod())).encode()
     request = (
@@ -443,6 +442,19 @@ async def webhook(plane: Plane, running: Running, kube: AsyncClient, work: Path)
     for c in connections:
         c.close()
     return [percentile(times, 50), percentile(times, 99), sum(counts) / server_cpu]
+
+
+async def istiod_root(kube: AsyncClient) -> str:
+    """istiod's self-signed root, as it publishes it into every namespace once it leads."""
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            root = await kube.get(ConfigMap, "istio-ca-root-cert", namespace=ISTIO_NAMESPACE)
+            return (root.data or {})["root-cert.pem"]
+        except ApiError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
 
 
 # --- one system ----------------------------------------------------------------------------

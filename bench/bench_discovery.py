@@ -147,6 +147,14 @@ class SimulatedProxies:
                     firsts[p] = ts
         return firsts
 
+    def responses_since(self, since: float) -> dict[str, int]:
+        """How many responses of each type all proxies together got from `since` on."""
+        counts: dict[str, int] = {}
+        with self.lock:
+            for (_, kind), arrivals in self.arrivals.items():
+                counts[kind] = counts.get(kind, 0) + sum(ts >= since for _, ts in arrivals)
+        return counts
+
     def versions(self, kind: str) -> dict[int, tuple[str, float]]:
         with self.lock:
             return {p: v for (p, t), v in self.seen.items() if t == kind}

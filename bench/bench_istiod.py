@@ -41,6 +41,7 @@ import datetime
 import json
 import os
 import platform
+import signal
 import ssl
 import subprocess
 import sys
@@ -86,6 +87,9 @@ ENVOYS = int(os.environ.get("BENCH_ENVOYS", "3"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "20"))
 SYSTEMS = os.environ.get("BENCH_SYSTEMS", "istiolite,istiod").split(",")
 DOC = os.environ.get("BENCH_DOC", str(REPO / "docs" / "benchmarks.md"))
+# A directory: each phase of istiolite is sampled with py-spy (`--gil`: only the thread holding
+# the GIL, which is what serializes discovery), as collapsed stacks, one file per phase.
+PROFILE = os.environ.get("BENCH_PROFILE", "")
 WEBHOOK_REQUESTS = int(os.environ.get("BENCH_WEBHOOK_REQUESTS", "2000"))
 WEBHOOK_WARMUP = 200
 WEBHOOK_SECONDS = 5.0
@@ -121,6 +125,7 @@ class Phase:
     envoy_samples: list[float] = field(default_factory=list)  # write -> an Envoy applied it
     firsts: list[float] = field(default_factory=list)  # per round, the first proxy's
     cpu: dict[str, float] = field(default_factory=dict)  # seconds per round, by process group
+    responses: dict[str, float] = field(default_factory=dict)  # per round, by type, all proxies
     spurious: int = 0  # responses to proxies that should not have got one
     missing: int = 0  # proxies that did not get the change within ROUND_TIMEOUT
 
@@ -349,12 +354,51 @@ def envoys_for(plane: Plane, work: Path) -> Iterator[list[Envoy]]:
 async def run_phase(
     edit: Edit,
     kube: AsyncClient,
+    *,
     sims: SimulatedProxies,
     envoys: list[Envoy],
     groups: dict[str, list[int]],
+    profile: int | None = None,
 ) -> Phase:
+    """The edit's rounds; `profile`: a Python process to sample with py-spy meanwhile."""
     phase = Phase()
+    with profiled(edit.title, profile):
+        await _rounds(phase, edit, kube=kube, sims=sims, envoys=envoys, groups=groups)
+    print(f"  {edit.title}: {_phase_line(phase)}", flush=True)
+    return phase
+
+
+@contextlib.contextmanager
+def profiled(title: str, pid: int | None) -> Iterator[None]:
+    """py-spy on a process while the block runs, when BENCH_PROFILE asks for it."""
+    if not PROFILE or pid is None:
+        yield
+        return
+    out = Path(PROFILE) / f"{title.replace(' ', '-')}.txt"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    spy = Path(sys.executable).parent / "py-spy"
+    argv = [str(spy), "record", "--pid", str(pid), "--gil", "--nonblocking", "--rate", "200"]
+    recorder = subprocess.Popen(
+        [*argv, "--format", "raw", "--output", str(out)], stdout=subprocess.DEVNULL
+    )
+    try:
+        yield
+    finally:
+        recorder.send_signal(signal.SIGINT)  # py-spy writes what it has on SIGINT
+        recorder.wait(60)
+
+
+async def _rounds(
+    phase: Phase,
+    edit: Edit,
+    *,
+    kube: AsyncClient,
+    sims: SimulatedProxies,
+    envoys: list[Envoy],
+    groups: dict[str, list[int]],
+) -> None:
     cpu_before = {g: sum(map(cpu_seconds, pids)) for g, pids in groups.items()}
+    phase_start = time.time()
     for r in range(ROUNDS):
         target = SERVICES + r if edit.new_service else (r * 37) % SERVICES
         everyone = {p: v for p, (v, _) in sims.versions(edit.xds).items()}
@@ -393,8 +437,8 @@ async def run_phase(
     phase.cpu = {
         g: (sum(map(cpu_seconds, pids)) - cpu_before[g]) / ROUNDS for g, pids in groups.items()
     }
-    print(f"  {edit.title}: {_phase_line(phase)}", flush=True)
-    return phase
+    sent = sims.responses_since(phase_start)
+    phase.responses = {t: sent.get(t, 0) / ROUNDS for t in ("CDS", "EDS", "LDS", "RDS")}
 
 
 def _phase_line(phase: Phase) -> str:
@@ -409,6 +453,8 @@ def _phase_line(phase: Phase) -> str:
         line += f"; Envoys p50 {ms(phase.envoy_samples, 50)}, p99 {ms(phase.envoy_samples, 99)} ms"
     cpu = ", ".join(f"{g} {1000 * s:.0f}" for g, s in phase.cpu.items())
     line += f"; CPU ms per round: {cpu}"
+    sent = ", ".join(f"{n:g} {t}" for t, n in phase.responses.items() if n)
+    line += f"; responses per round: {sent or 'none'}"
     if phase.spurious or phase.missing:
         line += f"; spurious {phase.spurious}, missing {phase.missing}"
     return line
@@ -450,7 +496,7 @@ async def istiod_root(kube: AsyncClient) -> str:
     while True:
         try:
             root = await kube.get(ConfigMap, "istio-ca-root-cert", namespace=ISTIO_NAMESPACE)
-            return (root.data or {})["root-cert.pem"]
+            return str((root.data or {})["root-cert.pem"])
         except ApiError:
             if time.monotonic() > deadline:
                 raise
@@ -499,6 +545,7 @@ async def _measure(result: Result, kubeconfig: Path, work: Path, binary: Path | 
 
 async def _with_plane(result: Result, running: Running, kube: AsyncClient, work: Path) -> None:
     plane, memory = running.plane, Memory(running.pid)
+    python = running.pid if result.system == "istiolite" else None  # what py-spy can sample
     result.ready = running.ready_seconds
     result.listening = running.check_loopback_only()
     print(f"  ready in {result.ready:.2f} s; listening on {', '.join(result.listening)}")
@@ -518,7 +565,9 @@ async def _with_plane(result: Result, running: Running, kube: AsyncClient, work:
                 "Envoys": [e.proc.pid for e in envoys if e.proc is not None],
             }
             for edit in mesh.edits():
-                result.phases[edit.title] = await run_phase(edit, kube, sims, envoys, groups)
+                result.phases[edit.title] = await run_phase(
+                    edit, kube, sims=sims, envoys=envoys, groups=groups, profile=python
+                )
         finally:
             sims.stop()
         # The Sidecar phase: the proxies re-subscribe as a scoped Envoy would.
@@ -533,7 +582,9 @@ async def _with_plane(result: Result, running: Running, kube: AsyncClient, work:
             result.sync_scoped = await wait_synced(sims, envoys, since=started)
             groups["simulated proxies"] = [p.pid for p in sims.procs]
             edit = mesh.scoped_edit()
-            result.phases[edit.title] = await run_phase(edit, kube, sims, envoys, groups)
+            result.phases[edit.title] = await run_phase(
+                edit, kube, sims=sims, envoys=envoys, groups=groups, profile=python
+            )
         finally:
             sims.stop()
     result.webhook_p50, result.webhook_p99, result.webhook_per_cpu = await webhook(
@@ -594,6 +645,7 @@ def rows(results: list[Result]) -> list[Row]:
         table += [
             Row(f"{title}: CPU per round", "ms", phase(title, _cpu("control plane")), "≤ 1"),
             Row(f"{title}: simulated proxies' CPU", "ms", phase(title, _cpu("simulated proxies"))),
+            Row(f"{title}: responses per round", "", phase(title, _responses)),
         ]
     table += [
         Row("RSS idle", "MB", lambda r: r.rss_idle),
@@ -605,6 +657,10 @@ def rows(results: list[Result]) -> list[Row]:
         Row("webhook requests per CPU-second", "", lambda r: r.webhook_per_cpu, "≥ 0.5"),
     ]
     return table
+
+
+def _responses(phase: Phase) -> float:
+    return sum(phase.responses.values())
 
 
 def _cpu(group: str) -> Callable[[Phase], float | None]:

@@ -123,6 +123,7 @@ class SimulatedProxies:
         # Every response in order, per proxy and type: when a push is followed by another,
         # the first one is when the proxy had the change.
         self.arrivals: dict[tuple[int, str], list[tuple[str, float]]] = {}
+        self.last = 0.0  # when any proxy last got a response
         self.lock = threading.Lock()
         for proc in self.procs:
             threading.Thread(target=self._read, args=(proc,), daemon=True).start()
@@ -135,6 +136,7 @@ class SimulatedProxies:
             with self.lock:
                 self.seen[key] = arrival
                 self.arrivals.setdefault(key, []).append(arrival)
+                self.last = max(self.last, event["ts"])
 
     def first_new(self, kind: str, before: dict[int, str]) -> dict[int, float]:
         """For each proxy in `before`, when it first got a version of `kind` other than that."""

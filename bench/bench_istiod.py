@@ -18,8 +18,9 @@ is istiod with its stream and push throttles lifted, planes.ISTIOD_TUNED):
 5. the injection webhook, the same AdmissionReview over TLS as `bench_inject`: latency one
    request at a time, then requests per CPU-second of the control plane with 4 connections.
 
-Each phase's CPU is the control plane's user+system time over its rounds, divided by the rounds
-(the 0.3 s pause between rounds included, so idle work counts too). RSS and anonymous RSS are
+Each phase's CPU is the control plane's user+system time over its rounds, divided by the rounds;
+a round ends once no proxy has got anything for 0.3 s, so all a push does is counted in its round
+(and idle work during that pause too). RSS and anonymous RSS are
 read from /proc: at idle once the proxies are in sync, and at peak (the kernel's high-water mark
 for RSS; anonymous RSS sampled every 100 ms).
 
@@ -89,7 +90,9 @@ SYSTEMS = os.environ.get("BENCH_SYSTEMS", "istiolite,istiod").split(",")
 DOC = os.environ.get("BENCH_DOC", str(REPO / "docs" / "benchmarks.md"))
 # A directory: each phase of istiolite is sampled with py-spy (`--gil`: only the thread holding
 # the GIL, which is what serializes discovery), as collapsed stacks, one file per phase.
+# BENCH_PROFILE_ARGS adds py-spy options (`--native` shows the C frames: the garbage collector).
 PROFILE = os.environ.get("BENCH_PROFILE", "")
+PROFILE_ARGS = os.environ.get("BENCH_PROFILE_ARGS", "").split()
 WEBHOOK_REQUESTS = int(os.environ.get("BENCH_WEBHOOK_REQUESTS", "2000"))
 WEBHOOK_WARMUP = 200
 WEBHOOK_SECONDS = 5.0
@@ -377,7 +380,9 @@ def profiled(title: str, pid: int | None) -> Iterator[None]:
     out = Path(PROFILE) / f"{title.replace(' ', '-')}.txt"
     out.parent.mkdir(parents=True, exist_ok=True)
     spy = Path(sys.executable).parent / "py-spy"
-    argv = [str(spy), "record", "--pid", str(pid), "--gil", "--nonblocking", "--rate", "200"]
+    argv = [str(spy), "record", "--pid", str(pid), "--gil", "--rate", "200", *PROFILE_ARGS]
+    if "--native" not in argv:  # C frames need the process stopped at each sample
+        argv.append("--nonblocking")
     recorder = subprocess.Popen(
         [*argv, "--format", "raw", "--output", str(out)], stdout=subprocess.DEVNULL
     )
@@ -433,12 +438,23 @@ async def _rounds(
         phase.samples.extend(ts - t0 for ts in firsts.values())
         phase.firsts.append(min(firsts.values(), default=t0 + ROUND_TIMEOUT) - t0)
         phase.envoy_samples.extend(t - t0 for t in envoy_done.values())
-        await asyncio.sleep(ROUND_GAP)
+        await quiet(sims)
     phase.cpu = {
         g: (sum(map(cpu_seconds, pids)) - cpu_before[g]) / ROUNDS for g, pids in groups.items()
     }
     sent = sims.responses_since(phase_start)
     phase.responses = {t: sent.get(t, 0) / ROUNDS for t in ("CDS", "EDS", "LDS", "RDS")}
+
+
+async def quiet(sims: SimulatedProxies) -> None:
+    """Until no proxy has got anything for ROUND_GAP: a push may go on past the timed type (istiod
+    sends other types after the one timed), and the next round should not start inside it."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        since = time.time() - sims.last
+        if since >= ROUND_GAP:
+            return
+        await asyncio.sleep(ROUND_GAP - since)
 
 
 def _phase_line(phase: Phase) -> str:

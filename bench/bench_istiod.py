@@ -141,6 +141,7 @@ class Result:
     sync: float = 0.0
     sync_sims: float = 0.0
     sync_scoped: float = 0.0
+    refused: int = 0  # streams the control plane ended during the initial sync, opened again
     phases: dict[str, Phase] = field(default_factory=dict)
     rss_idle: float = 0.0
     anon_idle: float = 0.0
@@ -571,7 +572,11 @@ async def _with_plane(result: Result, running: Running, kube: AsyncClient, work:
         sims = SimulatedProxies([plane.grpc_address], proxies=PROXIES, services=SERVICES)
         try:
             result.sync = await wait_synced(sims, envoys, since=started)
-            print(f"  {PROXIES} simulated + {ENVOYS} Envoys in sync in {result.sync:.2f} s")
+            result.refused = sims.responses_since(0).get("retry", 0)
+            print(
+                f"  {PROXIES} simulated + {ENVOYS} Envoys in sync in {result.sync:.2f} s "
+                f"({result.refused} streams refused and opened again)"
+            )
             await asyncio.sleep(SETTLE)
             idle = memory.read()
             result.rss_idle, result.anon_idle = idle["VmRSS"], idle["RssAnon"]
@@ -645,6 +650,7 @@ def rows(results: list[Result]) -> list[Row]:
     table = [
         Row("ready (start to /ready)", "s", lambda r: r.ready),
         Row(f"initial sync, {PROXIES} simulated + {ENVOYS} Envoys", "s", lambda r: r.sync, "≤ 1"),
+        Row("streams refused during the initial sync", "", lambda r: r.refused),
         Row("initial sync under the Sidecar", "s", lambda r: r.sync_scoped),
     ]
     titles = [e.title for e in (*Mesh().edits(), Mesh().scoped_edit())]

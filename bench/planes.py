@@ -203,7 +203,11 @@ class Running:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        self.ready_seconds = self._wait_ready(started)
+        try:
+            self.ready_seconds = self._wait_ready(started)
+        except BaseException:
+            self.stop()
+            raise
 
     @property
     def pid(self) -> int:

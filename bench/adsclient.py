@@ -67,19 +67,33 @@ async def proxy(channel: grpc.aio.Channel, i: int, services: int, scoped: bool) 
 
 
 async def stream(channel: grpc.aio.Channel, i: int, services: int, scoped: bool) -> None:
-    queue: asyncio.Queue[discovery_pb2.DiscoveryRequest] = asyncio.Queue()
+    # None ends the requests: grpc's task reading them outlives a stream the server ended.
+    queue: asyncio.Queue[discovery_pb2.DiscoveryRequest | None] = asyncio.Queue()
     first = discovery_pb2.DiscoveryRequest(node=node(i), type_url=CLUSTER)
     await queue.put(first)
     await queue.put(discovery_pb2.DiscoveryRequest(type_url=LISTENER))
     names = {ENDPOINT: eds_names(services, i % NAMESPACES if scoped else None), ROUTE: ["8080"]}
-    subscribed = set()
 
     async def requests() -> AsyncIterator[discovery_pb2.DiscoveryRequest]:
-        while True:
-            yield await queue.get()
+        while (request := await queue.get()) is not None:
+            yield request
 
     stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
-    async for response in stub.StreamAggregatedResources(requests()):
+    try:
+        await _respond(stub.StreamAggregatedResources(requests()), queue, i, names)
+    finally:
+        queue.put_nowait(None)
+
+
+async def _respond(
+    responses: AsyncIterator[discovery_pb2.DiscoveryResponse],
+    queue: asyncio.Queue[discovery_pb2.DiscoveryRequest | None],
+    i: int,
+    names: dict[str, list[str]],
+) -> None:
+    """ACK every response at once, and subscribe to EDS and RDS as their CDS and LDS come."""
+    subscribed = set()
+    async for response in responses:
         now = time.time()
         t = response.type_url
         print(

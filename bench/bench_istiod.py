@@ -129,6 +129,7 @@ class Phase:
     firsts: list[float] = field(default_factory=list)  # per round, the first proxy's
     cpu: dict[str, float] = field(default_factory=dict)  # seconds per round, by process group
     responses: dict[str, float] = field(default_factory=dict)  # per round, by type, all proxies
+    anon_peak: float = 0.0  # the control plane's anonymous RSS at its highest in the phase
     spurious: int = 0  # responses to proxies that should not have got one
     missing: int = 0  # proxies that did not get the change within ROUND_TIMEOUT
 
@@ -155,10 +156,11 @@ class Result:
 
 
 class Memory:
-    """A process's RSS and anonymous RSS (MB), with the anonymous peak sampled every 100 ms."""
+    """A process's RSS and anonymous RSS (MB), with the anonymous peak sampled every 100 ms,
+    over its life and since `window` was last set (to tell which phase made the peak)."""
 
     def __init__(self, pid: int) -> None:
-        self.pid, self.anon_peak, self.stopped = pid, 0.0, False
+        self.pid, self.anon_peak, self.window, self.stopped = pid, 0.0, 0.0, False
         threading.Thread(target=self._sample, daemon=True).start()
 
     def read(self) -> dict[str, float]:
@@ -173,7 +175,8 @@ class Memory:
     def _sample(self) -> None:
         while not self.stopped:
             with contextlib.suppress(OSError, KeyError):
-                self.anon_peak = max(self.anon_peak, self.read()["RssAnon"])
+                anon = self.read()["RssAnon"]
+                self.anon_peak, self.window = max(self.anon_peak, anon), max(self.window, anon)
             time.sleep(0.1)
 
 
@@ -362,12 +365,15 @@ async def run_phase(
     sims: SimulatedProxies,
     envoys: list[Envoy],
     groups: dict[str, list[int]],
+    memory: Memory,
     profile: int | None = None,
 ) -> Phase:
     """The edit's rounds; `profile`: a Python process to sample with py-spy meanwhile."""
     phase = Phase()
+    memory.window = 0.0
     with profiled(edit.title, profile):
         await _rounds(phase, edit, kube=kube, sims=sims, envoys=envoys, groups=groups)
+    phase.anon_peak = memory.window
     print(f"  {edit.title}: {_phase_line(phase)}", flush=True)
     return phase
 
@@ -472,6 +478,7 @@ def _phase_line(phase: Phase) -> str:
     line += f"; CPU ms per round: {cpu}"
     sent = ", ".join(f"{n:g} {t}" for t, n in phase.responses.items() if n)
     line += f"; responses per round: {sent or 'none'}"
+    line += f"; anonymous RSS up to {phase.anon_peak:.0f} MB"
     if phase.spurious or phase.missing:
         line += f"; spurious {phase.spurious}, missing {phase.missing}"
     return line
@@ -587,7 +594,13 @@ async def _with_plane(result: Result, running: Running, kube: AsyncClient, work:
             }
             for edit in mesh.edits():
                 result.phases[edit.title] = await run_phase(
-                    edit, kube, sims=sims, envoys=envoys, groups=groups, profile=python
+                    edit,
+                    kube,
+                    sims=sims,
+                    envoys=envoys,
+                    groups=groups,
+                    memory=memory,
+                    profile=python,
                 )
         finally:
             sims.stop()
@@ -604,7 +617,7 @@ async def _with_plane(result: Result, running: Running, kube: AsyncClient, work:
             groups["simulated proxies"] = [p.pid for p in sims.procs]
             edit = mesh.scoped_edit()
             result.phases[edit.title] = await run_phase(
-                edit, kube, sims=sims, envoys=envoys, groups=groups, profile=python
+                edit, kube, sims=sims, envoys=envoys, groups=groups, memory=memory, profile=python
             )
         finally:
             sims.stop()
@@ -668,6 +681,7 @@ def rows(results: list[Result]) -> list[Row]:
             Row(f"{title}: CPU per round", "ms", phase(title, _cpu("control plane")), "≤ 1"),
             Row(f"{title}: simulated proxies' CPU", "ms", phase(title, _cpu("simulated proxies"))),
             Row(f"{title}: responses per round", "", phase(title, _responses)),
+            Row(f"{title}: anonymous RSS peak", "MB", phase(title, lambda p: p.anon_peak)),
         ]
     table += [
         Row("RSS idle", "MB", lambda r: r.rss_idle),
@@ -710,7 +724,7 @@ def render(results: list[Result]) -> str:
 def _fmt(value: float | None) -> str:
     if value is None:
         return "-"
-    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.2f}"
+    return f"{value:,.0f}" if abs(value) >= 100 or value.is_integer() else f"{value:.2f}"
 
 
 # --- the record ----------------------------------------------------------------------------

@@ -724,7 +724,7 @@ def render(results: list[Result]) -> str:
 def _fmt(value: float | None) -> str:
     if value is None:
         return "-"
-    return f"{value:,.0f}" if abs(value) >= 100 or value.is_integer() else f"{value:.2f}"
+    return f"{value:,.0f}" if abs(value) >= 100 or float(value).is_integer() else f"{value:.2f}"
 
 
 # --- the record ----------------------------------------------------------------------------

@@ -761,6 +761,12 @@ def versions(binary: Path | None) -> str:
     return "; ".join(parts)
 
 
+def commit() -> str:
+    argv = ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"]
+    out = subprocess.run(argv, capture_output=True, text=True, check=False)
+    return out.stdout.strip() or "?"
+
+
 def record(table: str, results: list[Result], binary: Path | None) -> str:
     today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     loads = "; ".join(
@@ -777,7 +783,7 @@ def record(table: str, results: list[Result], binary: Path | None) -> str:
             f"Measured {today} with `{scale} make bench BENCH=istiod`.",
             "",
             f"- machine: {machine()}; load average (1 min) before → after each run: {loads}",
-            f"- versions: {versions(binary)}",
+            f"- versions: {versions(binary)}; the benchmark at commit {commit()}",
             f"- istiod-tuned: {tuned}",
             "",
             table,

@@ -46,6 +46,8 @@ fmt: dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Every benchmark, or BENCH=name (bench/bench_<name>.py). BENCH=istiod, the side by side with
+# Istio's istiod (docs/benchmarks.md), runs only by name: it builds istiod first (tools/istiod.sh).
 bench: dev
 	$(BIN)/python -m bench $(BENCH)
 

@@ -5,12 +5,18 @@ FIRST..), each on its own connection as every Envoy has, subscribes to CDS, EDS 
 or with `scoped` its own namespace's, as under a `./*` Sidecar), LDS and RDS like an Envoy,
 ACKs every response at once, and prints one JSON line per response:
 {"p": proxy, "t": "RDS", "v": version, "ts": time}.
+
+A stream the server ends (istiod refuses new streams past its admission rate with
+RESOURCE_EXHAUSTED) is opened again after Envoy's backoff for xDS streams: a random delay below
+0.5 s, doubling per attempt up to 30 s. Each is printed as {"p": proxy, "t": "retry", ...}.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+import random
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -26,6 +32,8 @@ CLUSTER = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 ENDPOINT = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
 LISTENER = "type.googleapis.com/envoy.config.listener.v3.Listener"
 ROUTE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+# Envoy's backoff between xDS stream attempts (JitteredExponentialBackOffStrategy), in seconds.
+BACKOFF_BASE, BACKOFF_MAX = 0.5, 30.0
 SHORT = {CLUSTER: "CDS", ENDPOINT: "EDS", LISTENER: "LDS", ROUTE: "RDS"}
 
 
@@ -48,19 +56,44 @@ def eds_names(services: int, namespace: int | None = None) -> list[str]:
 
 
 async def proxy(channel: grpc.aio.Channel, i: int, services: int, scoped: bool) -> None:
-    queue: asyncio.Queue[discovery_pb2.DiscoveryRequest] = asyncio.Queue()
+    """One proxy's ADS stream, opened again as Envoy would when the server ends it."""
+    for attempt in itertools.count():
+        try:
+            await stream(channel, i, services, scoped)
+        except grpc.aio.AioRpcError as e:
+            event = {"p": i, "t": "retry", "v": e.code().name, "ts": time.time()}
+            print(json.dumps(event), flush=True)
+        await asyncio.sleep(random.uniform(0, min(BACKOFF_BASE * 2**attempt, BACKOFF_MAX)))
+
+
+async def stream(channel: grpc.aio.Channel, i: int, services: int, scoped: bool) -> None:
+    # None ends the requests: grpc's task reading them outlives a stream the server ended.
+    queue: asyncio.Queue[discovery_pb2.DiscoveryRequest | None] = asyncio.Queue()
     first = discovery_pb2.DiscoveryRequest(node=node(i), type_url=CLUSTER)
     await queue.put(first)
     await queue.put(discovery_pb2.DiscoveryRequest(type_url=LISTENER))
     names = {ENDPOINT: eds_names(services, i % NAMESPACES if scoped else None), ROUTE: ["8080"]}
-    subscribed = set()
 
     async def requests() -> AsyncIterator[discovery_pb2.DiscoveryRequest]:
-        while True:
-            yield await queue.get()
+        while (request := await queue.get()) is not None:
+            yield request
 
     stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
-    async for response in stub.StreamAggregatedResources(requests()):
+    try:
+        await _respond(stub.StreamAggregatedResources(requests()), queue, i, names)
+    finally:
+        queue.put_nowait(None)
+
+
+async def _respond(
+    responses: AsyncIterator[discovery_pb2.DiscoveryResponse],
+    queue: asyncio.Queue[discovery_pb2.DiscoveryRequest | None],
+    i: int,
+    names: dict[str, list[str]],
+) -> None:
+    """ACK every response at once, and subscribe to EDS and RDS as their CDS and LDS come."""
+    subscribed = set()
+    async for response in responses:
         now = time.time()
         t = response.type_url
         print(

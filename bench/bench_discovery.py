@@ -97,13 +97,20 @@ def build_times() -> None:
 class SimulatedProxies:
     """The adsclient processes (one per replica), and when each proxy got each type's version."""
 
-    def __init__(self, addresses: list[str]) -> None:
+    def __init__(
+        self,
+        addresses: list[str],
+        *,
+        proxies: int = PROXIES,
+        services: int = SERVICES,
+        scoped: bool = SIDECARS,
+    ) -> None:
         self.procs = []
-        per = PROXIES // len(addresses)
+        per = proxies // len(addresses)
         for k, address in enumerate(addresses):
-            count = per if k < len(addresses) - 1 else PROXIES - per * k
-            argv = ["-m", "bench.adsclient", address, str(per * k), str(count), str(SERVICES)]
-            argv += ["scoped"] if SIDECARS else []
+            count = per if k < len(addresses) - 1 else proxies - per * k
+            argv = ["-m", "bench.adsclient", address, str(per * k), str(count), str(services)]
+            argv += ["scoped"] if scoped else []
             self.procs.append(
                 subprocess.Popen(
                     [sys.executable, *argv],
@@ -113,6 +120,10 @@ class SimulatedProxies:
                 )
             )
         self.seen: dict[tuple[int, str], tuple[str, float]] = {}
+        # Every response in order, per proxy and type: when a push is followed by another,
+        # the first one is when the proxy had the change.
+        self.arrivals: dict[tuple[int, str], list[tuple[str, float]]] = {}
+        self.last = 0.0  # when any proxy last got a response
         self.lock = threading.Lock()
         for proc in self.procs:
             threading.Thread(target=self._read, args=(proc,), daemon=True).start()
@@ -121,8 +132,30 @@ class SimulatedProxies:
         assert proc.stdout is not None
         for line in proc.stdout:
             event = json.loads(line)
+            key, arrival = (event["p"], event["t"]), (event["v"], event["ts"])
             with self.lock:
-                self.seen[event["p"], event["t"]] = (event["v"], event["ts"])
+                self.seen[key] = arrival
+                self.arrivals.setdefault(key, []).append(arrival)
+                self.last = max(self.last, event["ts"])
+
+    def first_new(self, kind: str, before: dict[int, str]) -> dict[int, float]:
+        """For each proxy in `before`, when it first got a version of `kind` other than that."""
+        firsts = {}
+        with self.lock:
+            for p, old in before.items():
+                for v, ts in reversed(self.arrivals[p, kind]):
+                    if v == old:
+                        break
+                    firsts[p] = ts
+        return firsts
+
+    def responses_since(self, since: float) -> dict[str, int]:
+        """How many responses of each type all proxies together got from `since` on."""
+        counts: dict[str, int] = {}
+        with self.lock:
+            for (_, kind), arrivals in self.arrivals.items():
+                counts[kind] = counts.get(kind, 0) + sum(ts >= since for _, ts in arrivals)
+        return counts
 
     def versions(self, kind: str) -> dict[int, tuple[str, float]]:
         with self.lock:

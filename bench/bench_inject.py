@@ -32,7 +32,7 @@ THROUGHPUT_CONNECTIONS = 4
 def main() -> None:
     cpus = sorted(os.sched_getaffinity(0))
     server_cpu, client_cpu = cpus[0], cpus[-1]
-    body = json.dumps(_review(_pod())).encode()
+    body = json.dumps(review(pod())).encode()
     print(f"AdmissionReview: {len(body)} bytes, pod with 2 containers and 3 probes")
     # Other work on the machine shows up in every figure below; say how busy it was.
     print("load average (1, 5, 15 min): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
@@ -76,14 +76,14 @@ async def _measure(port: int, ca_file: Path, body: bytes, *, server_pid: int) ->
         + f"Content-Length: {len(body)}\r\n\r\n".encode()
         + body
     )
-    connection = await _Connection.open(port, context)
+    connection = await Connection.open(port, context)
     for _ in range(WARMUP_REQUESTS):
         await connection.post(request)
     times = [await connection.post(request) for _ in range(LATENCY_REQUESTS)]
     connection.close()
     print(f"latency, one request at a time over TLS: {_percentiles(times)}  (goal: p99 <= 5 ms)")
 
-    connections = [await _Connection.open(port, context) for _ in range(THROUGHPUT_CONNECTIONS)]
+    connections = [await Connection.open(port, context) for _ in range(THROUGHPUT_CONNECTIONS)]
     deadline = time.perf_counter() + THROUGHPUT_SECONDS
     started, cpu_started = time.perf_counter(), _cpu_seconds(server_pid)
     counts = await asyncio.gather(*(c.post_until(request, deadline) for c in connections))
@@ -105,15 +105,18 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-class _Connection:
-    """One keep-alive HTTP/1.1 connection over TLS; just enough HTTP for this server."""
+class Connection:
+    """One keep-alive HTTP/1.1 connection over TLS; just enough HTTP for a webhook server.
+
+    Bodies come with a Content-Length (aiohttp) or chunked (Go's net/http, istiod's webhook).
+    """
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
 
     @classmethod
-    async def open(cls, port: int, context: ssl.SSLContext) -> _Connection:
+    async def open(cls, port: int, context: ssl.SSLContext) -> Connection:
         reader, writer = await asyncio.open_connection(
             "127.0.0.1", port, ssl=context, server_hostname="istiod.istio-system.svc"
         )
@@ -125,16 +128,26 @@ class _Connection:
         head = await self.reader.readuntil(b"\r\n\r\n")
         if not head.startswith(b"HTTP/1.1 200"):
             raise RuntimeError(f"unexpected response: {head!r}")
-        length = next(
-            int(line.split(b":", 1)[1])
-            for line in head.split(b"\r\n")
-            if line.lower().startswith(b"content-length:")
-        )
-        response = await self.reader.readexactly(length)
+        headers = {
+            name.strip().lower(): value.strip()
+            for name, _, value in (line.partition(b":") for line in head.split(b"\r\n")[1:])
+        }
+        if headers.get(b"transfer-encoding") == b"chunked":
+            response = await self._chunks()
+        else:
+            response = await self.reader.readexactly(int(headers[b"content-length"]))
         elapsed = time.perf_counter() - started
         if b'"patch"' not in response:
             raise RuntimeError(f"no patch in response: {response[:200]!r}")
         return elapsed
+
+    async def _chunks(self) -> bytes:
+        body = bytearray()
+        while size := int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16):
+            body += await self.reader.readexactly(size)
+            await self.reader.readexactly(2)  # the CRLF after each chunk
+        await self.reader.readuntil(b"\r\n")  # no trailers: the empty line that ends the body
+        return bytes(body)
 
     async def post_until(self, request: bytes, deadline: float) -> int:
         count = 0
@@ -178,7 +191,7 @@ def _percentiles(seconds: list[float]) -> str:
     return f"min {ms[0]:.2f} ms, p50 {cuts[49]:.2f} ms, p99 {cuts[98]:.2f} ms, max {ms[-1]:.2f} ms"
 
 
-def _review(pod: dict[str, Any]) -> dict[str, Any]:
+def review(pod: dict[str, Any]) -> dict[str, Any]:
     return {
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
@@ -226,7 +239,7 @@ def _container(name: str, image: str, port: int, **probes: Any) -> dict[str, Any
     }
 
 
-def _pod() -> dict[str, Any]:
+def pod() -> dict[str, Any]:
     probe_timing = {"timeoutSeconds": 1, "periodSeconds": 10, "successThreshold": 1}
 
     def http_probe() -> dict[str, Any]:

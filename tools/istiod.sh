@@ -4,8 +4,11 @@
 #
 #   tools/istiod.sh        build (or find already built) istiod; prints the binary's path
 #
-# Output: $ISTIOLITE_CACHE/istiod/<version>/pilot-discovery and, beside it, Istio's CRDs
-# (crd-all.gen.yaml from the same module), which the benchmark installs into its apiserver.
+# Output: $ISTIOLITE_CACHE/istiod/<version>/pilot-discovery and, beside it, files of the same
+# module the benchmark hands to istiod at run time: Istio's CRDs (crd-all.gen.yaml, installed
+# into its apiserver), and the sidecar injection template with the istiod chart's default values
+# (injection-template.yaml, istio-discovery-values.yaml), from which the benchmark writes the
+# injector configuration Helm would have put in the istio-sidecar-injector ConfigMap.
 # istio.io/istio has no semver tags on the proxy, only pseudo-versions of its main branch;
 # ISTIO_VERSION pins one. Cold: ~22 minutes and 2.7 GB of memory on 2 cores, 4.4 GB of build
 # cache (shared with tools/kube-bins.sh, so client-go and friends are compiled once).
@@ -38,13 +41,28 @@ main() {
         GOBIN=$gobin nice "$go" install -trimpath -tags=vtprotobuf,disable_pgv \
             -ldflags "-s -w -X istio.io/istio/pkg/version.buildVersion=$ISTIO_VERSION" \
             "istio.io/istio/pilot/cmd/pilot-discovery@$ISTIO_VERSION" >&2
-        dir=$("$go" mod download -json "istio.io/istio@$ISTIO_VERSION" |
-            sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
-        install -m 0644 "$dir/manifests/charts/base/files/crd-all.gen.yaml" "$OUT/crd-all.gen.yaml"
         mv "$gobin/pilot-discovery" "$OUT/pilot-discovery"
         rmdir "$gobin"
     fi
+    if [[ ! -f $OUT/crd-all.gen.yaml || ! -f $OUT/injection-template.yaml ||
+        ! -f $OUT/istio-discovery-values.yaml ]]; then
+        module_files
+    fi
     echo "$OUT/pilot-discovery"
+}
+
+# Istio's files the benchmark needs, copied out of the module (already in the module cache
+# after a build, so this is quick).
+module_files() {
+    local go dir chart
+    go=$(command -v go || echo /usr/local/go/bin/go)
+    dir=$("$go" mod download -json "istio.io/istio@$ISTIO_VERSION" |
+        sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+    [[ -d $dir ]] || die "istio.io/istio@$ISTIO_VERSION is not in the module cache"
+    chart=$dir/manifests/charts/istio-control/istio-discovery
+    install -m 0644 "$dir/manifests/charts/base/files/crd-all.gen.yaml" "$OUT/crd-all.gen.yaml"
+    install -m 0644 "$chart/files/injection-template.yaml" "$OUT/injection-template.yaml"
+    install -m 0644 "$chart/values.yaml" "$OUT/istio-discovery-values.yaml"
 }
 
 main "$@"

@@ -176,17 +176,28 @@ def test_each_bookinfo_routing_file_alone_is_accepted(name: str) -> None:
 
 UNSUPPORTED_FEATURES = [
     (
-        "ingress-gateway",
-        "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: bookinfo-gateway}\n"
-        "spec:\n  selector: {istio: ingressgateway}\n  servers:\n"
-        "  - port: {number: 8080, name: http, protocol: HTTP}\n    hosts: ['*']\n"
-        "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\n"
-        "metadata: {name: bookinfo}\nspec:\n  hosts: [bookinfo.example.com]\n"
-        "  gateways: [bookinfo-gateway]\n"
-        "  http:\n  - route: [{destination: {host: productpage, port: {number: 9080}}}]\n",
+        "gateway-istio-mutual",
+        "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: east-west}\n"
+        "spec:\n  selector: {istio: eastwestgateway}\n  servers:\n"
+        "  - port: {number: 15443, name: tls, protocol: TLS}\n    hosts: ['*.local']\n"
+        "    tls: {mode: AUTO_PASSTHROUGH}\n"
+        "  - port: {number: 15012, name: tls-istiod, protocol: TLS}\n    hosts: ['*']\n"
+        "    tls: {mode: ISTIO_MUTUAL}\n",
         [
-            "kind: networking.istio.io kind 'Gateway' is not supported",
-            "spec.gateways[0]: istiolite has no ingress gateways",
+            "spec.servers[0].tls.mode: 'AUTO_PASSTHROUGH' is not supported",
+            "spec.servers[1].tls.mode: 'ISTIO_MUTUAL' is not supported: istiolite has no mesh mTLS",
+        ],
+    ),
+    (
+        "gateway-file-certificates",
+        "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: https}\n"
+        "spec:\n  selector: {istio: ingressgateway}\n  servers:\n"
+        "  - port: {number: 443, name: https, protocol: HTTPS}\n    hosts: ['*']\n"
+        "    tls: {mode: SIMPLE, serverCertificate: /etc/certs/tls.crt, "
+        "privateKey: /etc/certs/tls.key}\n",
+        [
+            "spec.servers[0].tls.serverCertificate: not supported: certificates from files",
+            "spec.servers[0].tls.privateKey: not supported",
         ],
     ),
     (
@@ -197,11 +208,15 @@ UNSUPPORTED_FEATURES = [
         ["spec.trafficPolicy.tls.mode: istiolite does not originate TLS yet"],
     ),
     (
-        "service-entry",
-        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: googleapis}\n"
-        "spec:\n  hosts: [www.googleapis.com]\n  resolution: DNS\n"
+        "service-entry-workload-selector",
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: vms}\n"
+        "spec:\n  hosts: [vm.example.com]\n  resolution: DYNAMIC_DNS\n"
+        "  workloadSelector: {labels: {app: vm}}\n"
         "  ports: [{number: 443, name: https, protocol: HTTPS}]\n",
-        ["kind: networking.istio.io kind 'ServiceEntry' is not supported"],
+        [
+            "spec.workloadSelector: not supported: selecting Pods or WorkloadEntries",
+            "spec.resolution: 'DYNAMIC_DNS' is not supported",
+        ],
     ),
 ]
 

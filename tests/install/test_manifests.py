@@ -66,9 +66,11 @@ def test_the_crds_are_the_shipped_ones_applied_right_after_the_namespace() -> No
         "virtualservices.networking.istio.io",
         "destinationrules.networking.istio.io",
         "sidecars.networking.istio.io",
+        "gateways.networking.istio.io",
+        "serviceentries.networking.istio.io",
     ]
-    assert [o["kind"] for o in objects[:4]] == ["Namespace", *["CustomResourceDefinition"] * 3]
-    assert objects[1:4] == shipped
+    assert [o["kind"] for o in objects[:6]] == ["Namespace", *["CustomResourceDefinition"] * 5]
+    assert objects[1:6] == shipped
     assert objects[-1]["kind"] == "MutatingWebhookConfiguration"  # last: istiod exists by then
 
 

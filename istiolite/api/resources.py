@@ -252,11 +252,17 @@ class Pod:
 
 @model
 class Other:
-    """A kind the mesh does not read (Deployment, ConfigMap, ...); kept so tools can list it."""
+    """A kind the mesh does not read (Deployment, ConfigMap, ...); kept so tools can list it.
+
+    For kinds that make pods (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob),
+    `pod_labels` are their pods' labels, as the pod template gives them: `analyze` finds the
+    workloads a Gateway selects among them.
+    """
 
     api_version: str
     kind: str
     meta: ObjectMeta
+    pod_labels: FrozenDict[str, str] | None = None
 
     @property
     def KIND(self) -> str:
@@ -499,6 +505,31 @@ _ISTIO_KINDS = (
 )
 
 
+# Kinds that make pods, and where their pod template is.
+_POD_TEMPLATES: dict[str, tuple[str, ...]] = {
+    "Deployment": ("spec", "template"),
+    "StatefulSet": ("spec", "template"),
+    "DaemonSet": ("spec", "template"),
+    "ReplicaSet": ("spec", "template"),
+    "Job": ("spec", "template"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template"),
+}
+
+
+def _pod_labels(doc: Mapping[str, Any], kind: str) -> FrozenDict[str, str] | None:
+    """The pod template's labels of a kind that makes pods; read leniently: such a document is
+    not istiolite's to validate, and one that is not as expected simply has none."""
+    path = _POD_TEMPLATES.get(kind)
+    if path is None:
+        return None
+    node: Any = doc
+    for key in (*path, "metadata", "labels"):
+        node = node.get(key) if isinstance(node, Mapping) else None
+    if not isinstance(node, Mapping):
+        return FrozenDict()
+    return FrozenDict({k: v for k, v in node.items() if isinstance(k, str) and isinstance(v, str)})
+
+
 def describe_resource(doc: Any) -> str:
     """`VirtualService default/reviews`, as far as a possibly-broken document allows."""
     if not isinstance(doc, Mapping):
@@ -534,7 +565,9 @@ def parse_resource(doc: Any) -> Resource:
     elif (api_version, kind) in _KUBE_KINDS:
         resource = _KUBE_KINDS[api_version, kind](view, meta)
     else:
-        resource = Other(api_version=api_version, kind=kind, meta=meta)
+        resource = Other(
+            api_version=api_version, kind=kind, meta=meta, pod_labels=_pod_labels(doc, kind)
+        )
     if decoder.errors:
         raise ValidationError(label, decoder.errors)
     return resource

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
 
-from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+if TYPE_CHECKING:
+    # Imported where used: cryptography is heavy (and brings `socket`), and most readers of
+    # the API (kube-inject, the webhook's mutation) never parse a credential.
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 TLS_TYPE = "kubernetes.io/tls"
 OPAQUE_TYPE = "Opaque"
@@ -100,6 +101,8 @@ def check_credential(secret_type: str, data: Mapping[str, bytes]) -> Problems:
 
 def certificates(pem: bytes) -> list[x509.Certificate]:
     """The certificates of a PEM bundle, in order; ValueError says what is wrong."""
+    from cryptography import x509  # noqa: PLC0415 (see TYPE_CHECKING above)
+
     blocks = _PEM_BLOCK.findall(pem)
     if not blocks:
         raise ValueError("no '-----BEGIN CERTIFICATE-----' block")
@@ -114,6 +117,9 @@ def certificates(pem: bytes) -> list[x509.Certificate]:
 
 def private_key_problem(pem: bytes, leaf: x509.Certificate | None) -> str | None:
     """Why Envoy would refuse this key (with this leaf certificate), or None."""
+    from cryptography.exceptions import UnsupportedAlgorithm  # noqa: PLC0415
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+
     try:
         key = serialization.load_pem_private_key(pem, password=None)
     except TypeError:
@@ -129,6 +135,8 @@ def private_key_problem(pem: bytes, leaf: x509.Certificate | None) -> str | None
 
 
 def _key_type_problem(key: object) -> str | None:
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa  # noqa: PLC0415
+
     if isinstance(key, rsa.RSAPrivateKey):
         if key.key_size < MIN_RSA_BITS:
             return f"an RSA key of {key.key_size} bits; Envoy takes {_ACCEPTED_KEYS}"
@@ -144,6 +152,8 @@ def _key_type_problem(key: object) -> str | None:
 
 
 def _spki(key: PublicKeyTypes) -> bytes:
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+
     return key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )

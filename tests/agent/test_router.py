@@ -158,7 +158,7 @@ async def test_a_router_is_not_ready_until_discovery_answers_then_is_known_as_a_
     assert ROUTER_NODE_ID in agent.log()
 
 
-class _EmptyAds(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
+class _EmptyAds(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignore[misc]
     """A control plane with nothing for this proxy: every request gets an empty answer."""
 
     async def StreamAggregatedResources(

@@ -127,15 +127,19 @@ class ServerTLSSettings:
             )
 
 
+def _no_target_port(value: int) -> str | None:
+    if value == 0:  # unset, as Istio reads 0
+        return None
+    return "has no effect on gateways (Istio refuses it too); the server listens on number"
+
+
 @model
 class ServerPort:
     number: Port
     protocol: PortProtocol
     name: Annotated[str, checks.non_empty]
-
-    UNSUPPORTED: ClassVar[Mapping[str, str]] = {
-        "targetPort": "has no effect on gateways (Istio refuses it too)",
-    }
+    # Deprecated by Istio and refused unless 0 (unset).
+    target_port: Annotated[int, _no_target_port] | None = None
 
 
 def gateway_host(value: str) -> str | None:

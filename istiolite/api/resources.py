@@ -120,7 +120,7 @@ class ServiceEntry:
             ServicePort(
                 name=p.name,
                 port=p.number,
-                target_port=p.target_port,
+                target_port=p.target_port or None,
                 protocol=Protocol(p.effective_protocol.value),
             )
             for p in self.spec.ports
@@ -479,7 +479,7 @@ def _secret(doc: _View, meta: ObjectMeta) -> Secret | Other:
         data[key] = text.encode()
     for key, problem in secrets.check_credential(secret_type, data):
         doc.d.fail(where.get(key, ("data", MapKey(key))), problem)
-    chain, private, ca = secrets.credential_keys(secret_type, keys)
+    chain, private, ca = secrets.credential_keys(keys)
     return Secret(
         meta=meta,
         type=secret_type,

@@ -29,9 +29,6 @@ if TYPE_CHECKING:
 
 TLS_TYPE = "kubernetes.io/tls"
 OPAQUE_TYPE = "Opaque"
-# (certificate chain, private key, CA) in Kubernetes' TLS form, then Istio's generic form.
-TLS_KEYS = ("tls.crt", "tls.key", "ca.crt")
-GENERIC_KEYS = ("cert", "key", "cacert")
 CA_SECRET_SUFFIX = "-cacert"
 UNSUPPORTED_KEYS: Mapping[str, str] = {
     "ca.crl": "certificate revocation lists",
@@ -65,18 +62,18 @@ def is_credential(secret_type: str, keys: frozenset[str]) -> bool:
     return bool(keys & {"tls.crt", "tls.key", "ca.crt", "cacert"}) or {"cert", "key"} <= keys
 
 
-def credential_keys(secret_type: str, keys: frozenset[str]) -> tuple[str, str, str]:
-    """Which keys hold (chain, key, CA): the TLS form's unless Istio's generic one is used."""
-    if secret_type != TLS_TYPE and keys & set(GENERIC_KEYS) and not keys & set(TLS_KEYS):
-        return GENERIC_KEYS
-    return TLS_KEYS
+def credential_keys(keys: frozenset[str]) -> tuple[str, str, str]:
+    """Which keys hold (chain, key, CA), in Istio's order: the generic form's `cert` and `key`
+    when both are there, else `tls.crt` and `tls.key`; `cacert`, else `ca.crt`."""
+    chain, key = ("cert", "key") if {"cert", "key"} <= keys else ("tls.crt", "tls.key")
+    return chain, key, "cacert" if "cacert" in keys else "ca.crt"
 
 
 def check_credential(secret_type: str, data: Mapping[str, bytes]) -> Problems:
     """Every problem of a credential Secret's data, by key."""
     for key in sorted(data.keys() & UNSUPPORTED_KEYS.keys()):
         yield key, f"not supported: {UNSUPPORTED_KEYS[key]}"
-    chain_key, key_key, ca_key = credential_keys(secret_type, frozenset(data))
+    chain_key, key_key, ca_key = credential_keys(frozenset(data))
     if (chain_key in data) != (key_key in data):
         missing, present = (key_key, chain_key) if chain_key in data else (chain_key, key_key)
         yield missing, f"required with {present}: a certificate chain and its private key"

@@ -65,7 +65,8 @@ class ServiceEntryPort:
     # None: Istio sniffs the protocol; istiolite proxies such a port as TCP (as it does a
     # Service port without a protocol name).
     protocol: PortProtocol | None = None
-    target_port: Port | None = None
+    # 0, as in Istio, is unset: the endpoints listen on `number`.
+    target_port: Annotated[int, checks.in_range(0, 65535)] | None = None
 
     @property
     def effective_protocol(self) -> PortProtocol:

@@ -104,7 +104,7 @@ def test_a_service_entry_gives_its_ports_as_a_services() -> None:
         "ServiceEntry",
         "hosts: [httpbin.example.com]\nresolution: DNS\nports:\n"
         "- {number: 80, name: http, protocol: HTTP, targetPort: 8080}\n"
-        "- {number: 5432, name: db}\n",
+        "- {number: 5432, name: db, targetPort: 0}\n",
     )
     assert isinstance(entry, ServiceEntry)
     assert entry.service_ports() == (

@@ -832,6 +832,11 @@ CASES = [
         False,
     ),
     (
+        "server-port-target-port-zero",
+        server("protocol: http, number: 80, name: http, targetPort: 0"),
+        True,
+    ),
+    (
         "server-port-mongo",
         server("protocol: MONGO, number: 27017, name: mongo"),
         True,
@@ -1304,6 +1309,13 @@ CASES = [
         "se-target-port",
         service_entry(
             "hosts: [google.com]\nresolution: DNS\nports: [{number: 80, protocol: http, name: http-valid1, targetPort: 81}]\n"
+        ),
+        True,
+    ),
+    (
+        "se-target-port-zero",
+        service_entry(
+            "hosts: [google.com]\nresolution: DNS\nports: [{number: 80, protocol: http, name: http-valid1, targetPort: 0}]\n"
         ),
         True,
     ),

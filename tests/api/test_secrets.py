@@ -107,6 +107,27 @@ def test_istios_generic_form_and_string_data_are_read(p256: ec.EllipticCurvePriv
     assert (found.certificate_chain, found.private_key, found.ca_certificates) == (chain, key, None)
 
 
+def test_with_both_forms_istios_generic_keys_win_as_in_istio(
+    p256: ec.EllipticCurvePrivateKey,
+) -> None:
+    other = ec.generate_private_key(ec.SECP256R1())
+    data = {
+        "cert": cert_pem(p256),
+        "key": key_pem(p256),
+        "tls.crt": cert_pem(other),
+        "tls.key": key_pem(other),
+        "cacert": cert_pem(p256, name="generic-ca"),
+        "ca.crt": cert_pem(other, name="tls-ca"),
+    }
+    found = parsed(secret(data, kind="Opaque"))
+    assert isinstance(found, Secret)
+    assert (found.certificate_chain, found.private_key, found.ca_certificates) == (
+        data["cert"],
+        data["key"],
+        data["cacert"],
+    )
+
+
 def test_a_ca_secret_of_its_own_holds_no_certificate(p256: ec.EllipticCurvePrivateKey) -> None:
     ca = cert_pem(p256, name="ca")
     for key in ("cacert", "ca.crt"):

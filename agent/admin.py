@@ -66,10 +66,13 @@ class EnvoyAdmin:
             and not name.startswith("listener.admin.")
         )
 
-    async def drain_inbound(self) -> bool:
-        """Start a graceful drain of inbound listeners: they close after --drain-time-s."""
+    async def drain_listeners(self, *, inbound_only: bool) -> bool:
+        """Start a graceful drain of the listeners (a sidecar's inbound ones only, as Istio
+        does: its outbound side serves the app until the end): they close after --drain-time-s.
+        """
+        query = "inboundonly&graceful" if inbound_only else "graceful"
         try:
-            status, _ = await self._request("POST", "/drain_listeners?inboundonly&graceful")
+            status, _ = await self._request("POST", f"/drain_listeners?{query}")
         except AdminError:
             return False
         return status == 200

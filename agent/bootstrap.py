@@ -5,11 +5,16 @@ The bootstrap holds only what Envoy needs before it can talk to pilot-discovery:
 port, and two static listeners that must work even without any pushed config — 15090 for
 Prometheus (served from admin stats) and 15021 for kubelet readiness (answered by the agent).
 Everything else arrives over ADS.
+
+A sidecar and a gateway (Istio's `router`) get the same bootstrap but for the node id's type,
+which tells discovery what to send: a sidecar's capture listeners, or listeners that bind the
+gateway's own ports.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import functools
 import ipaddress
 import json
@@ -50,6 +55,13 @@ _ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
 _HTTP_OPTIONS = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 
 
+class ProxyType(enum.StrEnum):
+    """What the proxy is, as the node id's first part says it (Istio's node types)."""
+
+    SIDECAR = "sidecar"  # beside an app, its traffic captured
+    ROUTER = "router"  # a gateway: Envoy binds its own ports, nothing is captured
+
+
 @dataclass(frozen=True, slots=True)
 class ProxyIdentity:
     """The pod this proxy speaks for, as discovery needs to know it (DESIGN §5)."""
@@ -61,10 +73,13 @@ class ProxyIdentity:
     cluster_id: str = "Kubernetes"
     labels: Mapping[str, str] = field(default_factory=dict)
     extra_metadata: Mapping[str, Any] = field(default_factory=dict)
+    proxy_type: ProxyType = ProxyType.SIDECAR
 
     def node_id(self, domain_suffix: str) -> str:
+        """`TYPE~IP~POD.NAMESPACE~NAMESPACE.svc.DOMAIN`, Istio's form."""
         ip = self.ips[0] if self.ips else "127.0.0.1"
-        return f"sidecar~{ip}~{self.pod_name}.{self.namespace}~{self.namespace}.svc.{domain_suffix}"
+        workload = f"{self.pod_name}.{self.namespace}"
+        return f"{self.proxy_type}~{ip}~{workload}~{self.namespace}.svc.{domain_suffix}"
 
     def with_labels(self, labels: Mapping[str, str]) -> ProxyIdentity:
         return dataclasses.replace(self, labels=dict(labels))
@@ -95,8 +110,10 @@ def parse_labels_file(text: str) -> dict[str, str]:
     return labels
 
 
-def identity_from_env(env: Mapping[str, str]) -> ProxyIdentity:
-    """Read the identity the injector puts into the sidecar's environment.
+def identity_from_env(
+    env: Mapping[str, str], proxy_type: ProxyType = ProxyType.SIDECAR
+) -> ProxyIdentity:
+    """Read the identity the injector (or a gateway's Deployment) puts into the environment.
 
     `ISTIO_META_<KEY>` become string metadata and `ISTIO_METAJSON_<KEY>` JSON metadata (an
     object, as Istio requires); labels come from `ISTIO_METAJSON_LABELS` (the downward-API file,
@@ -141,6 +158,7 @@ def identity_from_env(env: Mapping[str, str]) -> ProxyIdentity:
         cluster_id=str(extra.pop("CLUSTER_ID", "Kubernetes")),
         labels=extra.pop("LABELS", {}),
         extra_metadata=extra,
+        proxy_type=proxy_type,
     )
     if problems:
         raise SettingsError(problems)

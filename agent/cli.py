@@ -78,21 +78,39 @@ def proxy() -> None:
     """Run Envoy as a proxy of the given kind."""
 
 
-@proxy.command(
-    epilog="The pod's identity is read from the environment, as the injector sets it: "
-    "POD_NAME, POD_NAMESPACE, INSTANCE_IP (or INSTANCE_IPS), SERVICE_ACCOUNT, "
-    "ISTIO_META_<KEY>, ISTIO_METAJSON_<KEY> (a JSON object), ISTIO_KUBE_APP_PROBERS. "
-    "Exit status: 0 stopped, 2 a setting cannot be used, 3 Envoy kept refusing its "
-    "arguments or bootstrap."
+_PROXY_EPILOG = (
+    "The pod's identity is read from the environment, as the injector (or the gateway's "
+    "Deployment) sets it: POD_NAME, POD_NAMESPACE, INSTANCE_IP (or INSTANCE_IPS), "
+    "SERVICE_ACCOUNT, ISTIO_META_<KEY>, ISTIO_METAJSON_<KEY> (a JSON object), "
+    "ISTIO_KUBE_APP_PROBERS. Exit status: 0 stopped, 2 a setting cannot be used, 3 Envoy kept "
+    "refusing its arguments or bootstrap."
 )
+
+
+@proxy.command(epilog=_PROXY_EPILOG)
 @settings_options(ProxySettings)
 def sidecar(**values: Any) -> None:
     """Render the bootstrap, run and supervise Envoy, serve status on --status-port."""
-    from istiolite.agent.sidecar import prepare, run_sidecar  # noqa: PLC0415 (keeps `wait` light)
+    _run_proxy("sidecar", values)
+
+
+@proxy.command(epilog=_PROXY_EPILOG)
+@settings_options(ProxySettings)
+def router(**values: Any) -> None:
+    """A gateway's proxy: as sidecar, but Envoy binds the ports of the gateway's servers (the
+    listeners come from discovery), nothing is captured, and shutdown drains every listener."""
+    _run_proxy("router", values)
+
+
+def _run_proxy(kind: str, values: dict[str, Any]) -> NoReturn:
+    # Imported here: `pilot-agent wait` and `iptables` stay light.
+    from istiolite.agent.bootstrap import ProxyType  # noqa: PLC0415
+    from istiolite.agent.sidecar import prepare, run_sidecar  # noqa: PLC0415
 
     settings = settings_or_exit(ProxySettings, values)
+    named = origins(ProxySettings, values, os.environ)
     try:
-        ready = prepare(settings, os.environ, origins(ProxySettings, values, os.environ))
+        ready = prepare(settings, os.environ, named, proxy_type=ProxyType(kind))
     except SettingsError as error:
         fail(error)
     sys.exit(asyncio.run(run_sidecar(ready)))

@@ -124,9 +124,14 @@ class Supervisor:
         metrics: AgentMetrics | None = None,
         clock: Callable[[], float] = time.monotonic,
         envoy_output: BinaryIO | None = None,
+        drain_inbound_only: bool = True,
     ) -> None:
         self.settings = settings
         self.render_bootstrap = render_bootstrap
+        # A sidecar drains its inbound listeners and keeps serving its app's calls out; a
+        # gateway drains every listener (Istio's pilot-agent decides alike).
+        self.drain_inbound_only = drain_inbound_only
+        self._drained = "inbound listeners" if drain_inbound_only else "listeners"
         self.metrics = metrics or AgentMetrics(restart_reasons=[r.value for r in Reason])
         self.clock = clock
         # Where Envoy's own output goes on its way through: the agent's stderr.
@@ -185,8 +190,8 @@ class Supervisor:
         return verdict
 
     async def drain(self) -> bool:
-        accepted = await self.admin.drain_inbound()
-        log.info("draining inbound listeners on request%s", "" if accepted else ": Envoy refused")
+        accepted = await self.admin.drain_listeners(inbound_only=self.drain_inbound_only)
+        log.info("draining %s on request%s", self._drained, "" if accepted else ": Envoy refused")
         return accepted
 
     # --- the loop ---------------------------------------------------------------------------
@@ -381,13 +386,14 @@ class Supervisor:
             await _terminate(epoch.process, graceful=graceful)
 
     async def _drain_until_idle(self) -> None:
-        """Drain inbound listeners; wait for the drain duration or the last connection."""
+        """Drain the listeners; wait for the drain duration or the last connection."""
         began = self.clock()
         deadline = began + self.settings.drain_duration
-        accepted = await self.admin.drain_inbound()
+        accepted = await self.admin.drain_listeners(inbound_only=self.drain_inbound_only)
         log.info(
-            "draining Envoy for up to %s%s",
+            "draining Envoy for up to %s: its %s%s",
             format_duration(self.settings.drain_duration),
+            self._drained,
             "" if accepted else " (its admin API refused the drain request)",
         )
         current = self.state.current

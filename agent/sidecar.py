@@ -1,10 +1,16 @@
-"""`pilot-agent proxy sidecar`: check everything it is given, then wire the supervisor, the
-status server and the signals.
+"""`pilot-agent proxy sidecar` and `proxy router`: check everything they are given, then wire
+the supervisor, the status server and the signals.
 
 `prepare` runs before the event loop and does every check that can fail at start: the pod's
 identity in the environment, the app probes, the paths, and the status port (it is bound there,
 so a port another process holds is reported like a bad value). `run_sidecar` then cannot fail
 on its inputs; it ends when asked to stop, or when Envoy keeps refusing its configuration.
+
+A router (a gateway) is a sidecar in all but two things, as in Istio's pilot-agent: its node
+id says `router`, so discovery sends it the listeners of its Gateways, which bind the
+gateway's ports (nothing is captured: no iptables for it, ever); and on shutdown every
+listener drains, not only the inbound ones. Bootstrap, supervision, readiness and the status
+server are the same code.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from aiohttp import web
 
 from istiolite.agent.bootstrap import (
     ProxyIdentity,
+    ProxyType,
     identity_from_env,
     render_bootstrap,
     render_json,
@@ -53,7 +60,11 @@ class Sidecar:
 
 
 def prepare(
-    settings: ProxySettings, environ: Mapping[str, str], named: Mapping[str, tuple[str, str]]
+    settings: ProxySettings,
+    environ: Mapping[str, str],
+    named: Mapping[str, tuple[str, str]],
+    *,
+    proxy_type: ProxyType = ProxyType.SIDECAR,
 ) -> Sidecar:
     """Check what the settings alone cannot, or raise SettingsError with a line per problem.
 
@@ -61,7 +72,7 @@ def prepare(
     """
     problems = [invalid(*named[field], problem) for field, problem in sidecar_problems(settings)]
     try:
-        identity = identity_from_env(environ)
+        identity = identity_from_env(environ, proxy_type)
     except SettingsError as error:
         problems += error.problems
     try:
@@ -115,7 +126,11 @@ async def run_sidecar(sidecar: Sidecar) -> int:
     refusing its configuration (its error is then the container's termination message).
     """
     settings = sidecar.settings
-    supervisor = Supervisor(settings, render_bootstrap=BootstrapSource(sidecar))
+    supervisor = Supervisor(
+        settings,
+        render_bootstrap=BootstrapSource(sidecar),
+        drain_inbound_only=sidecar.identity.proxy_type is ProxyType.SIDECAR,
+    )
     runner = web.AppRunner(status_app(supervisor, sidecar.probes), access_log=None)
     await runner.setup()
     await web.SockSite(runner, sidecar.status_socket).start()
@@ -128,7 +143,10 @@ async def run_sidecar(sidecar: Sidecar) -> int:
     )
     loop.add_signal_handler(signal.SIGHUP, supervisor.request_reload)
     log.info(
-        "status server on :%d; discovery at %s", settings.status_port, settings.discovery_address
+        "%s: status server on :%d; discovery at %s",
+        sidecar.identity.node_id(settings.domain_suffix),
+        settings.status_port,
+        settings.discovery_address,
     )
     try:
         refused = await supervisor.run()

@@ -57,5 +57,6 @@ class _Handlers:
 
     async def drain(self, request: web.Request) -> web.Response:
         if await self.supervisor.drain():
-            return web.Response(text="draining inbound listeners\n")
+            drained = "inbound listeners" if self.supervisor.drain_inbound_only else "listeners"
+            return web.Response(text=f"draining {drained}\n")
         return web.Response(status=503, text="Envoy did not accept the drain request\n")

@@ -22,7 +22,9 @@ kubeconfig_option = click.option(
 
 
 def _keys_help() -> str:
-    rows = [f"  {key:<16}{doc} [default: {default}]" for key, doc, default in values.accepted()]
+    accepted = values.accepted()
+    width = max(len(key) for key, _, _ in accepted) + 2
+    rows = [f"  {key:<{width}}{doc} [default: {default}]" for key, doc, default in accepted]
     return "\b\nValues for --set KEY=VALUE:\n" + "\n".join(rows)
 
 
@@ -49,7 +51,9 @@ def _cluster(kubeconfig: Path | None) -> Iterator[Cluster]:
 @kubeconfig_option
 @click.option("--dry-run", is_flag=True, help="Print the manifests as YAML; touch nothing.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Set a value (repeatable).")
-@click.option("--wait", is_flag=True, help="Wait until istiod's rollout is complete.")
+@click.option(
+    "--wait", is_flag=True, help="Wait until the rollouts of istiod and the gateway are complete."
+)
 @click.option(
     "--timeout",
     default="5m",
@@ -68,7 +72,8 @@ def install(
     timeout: timedelta,
     force: bool,
 ) -> None:
-    """Install the control plane (istiod in istio-system, the CRDs, the injection webhook).
+    """Install the control plane (istiod in istio-system, the CRDs, the injection webhook) and
+    the ingress gateway istio-system/istio-ingressgateway.
 
     Installing again keeps the webhook's certificate (renewing it from the same CA when it
     nears expiry) and changes only what differs.
@@ -94,12 +99,12 @@ def install(
 @click.option(
     "--purge",
     is_flag=True,
-    help="Also delete the CRDs, and with them every VirtualService, DestinationRule and Sidecar "
-    "in the cluster.",
+    help="Also delete the CRDs, and with them every VirtualService, DestinationRule, Sidecar, "
+    "Gateway and ServiceEntry in the cluster.",
 )
 def uninstall(kubeconfig: Path | None, purge: bool) -> None:
-    """Delete what install created. Keeps the CRDs (and so the users' VirtualServices,
-    DestinationRules and Sidecars) unless --purge, and the istio-system namespace, which may hold
+    """Delete what install created, the ingress gateway included. Keeps the CRDs (and so the
+    users' Istio configuration) unless --purge, and the istio-system namespace, which may hold
     other things: `kubectl delete namespace istio-system` removes it."""
     with _cluster(kubeconfig) as cluster:
         installer.uninstall(cluster, echo=click.echo, purge=purge)
@@ -108,8 +113,8 @@ def uninstall(kubeconfig: Path | None, purge: bool) -> None:
 @click.command(name="verify-install")
 @kubeconfig_option
 def verify_install(kubeconfig: Path | None) -> None:
-    """Check every installed object, the webhook's certificate and istiod's availability;
-    exit 1 naming what failed."""
+    """Check every installed object, the webhook's certificate and the availability of istiod
+    and the ingress gateway (when install ran it); exit 1 naming what failed."""
     with _cluster(kubeconfig) as cluster:
         checks = installer.verify(cluster, now=datetime.now(UTC))
     for check in checks:

@@ -129,10 +129,11 @@ class Cluster:
                 raise
         return True
 
-    def pods(self) -> list[Json]:
-        with self.calling(f"listing the {manifests.NAME} pods"):
-            labels: dict[str, Any] = dict(manifests.SELECTOR)
-            found = self.client.list(Pod, namespace=manifests.NAMESPACE, labels=labels)
+    def pods(self, deployment: Ref) -> list[Json]:
+        """The pods of one of the installed Deployments, by its selector."""
+        with self.calling(f"listing the {deployment.name} pods"):
+            labels: dict[str, Any] = dict(manifests.selector_of(deployment))
+            found = self.client.list(Pod, namespace=deployment.namespace, labels=labels)
             return [_dict(p) for p in found]
 
     def secret_data(self) -> dict[str, bytes] | None:
@@ -149,13 +150,12 @@ class Cluster:
             failure=lambda problem: f"{ref} {problem} after {format_duration(timeout)}",
         )
 
-    def wait_rolled_out(self, *, timeout: timedelta) -> None:
-        ref = deployment_ref()
-
+    def wait_rolled_out(self, ref: Ref, *, timeout: timedelta) -> None:
         def failure(problem: str) -> str:
             lines = [f"{ref} is not available after {format_duration(timeout)}: {problem}"]
             lines += [f"  {c}" for c in status.conditions(self._must_get(ref))]
-            lines += [f"  {p}" for p in status.pod_problems(self.pods())]
+            pods = self.pods(ref)
+            lines += [f"  {p}" for p in status.pod_problems(pods, name=ref.name)]
             return "\n".join(lines)
 
         _wait(lambda: status.rollout(self._must_get(ref)), timeout=timeout, failure=failure)
@@ -165,10 +165,6 @@ class Cluster:
         if obj is None:
             raise InstallError(f"{ref} disappeared while waiting for it")
         return obj
-
-
-def deployment_ref() -> Ref:
-    return Ref("apps/v1", "Deployment", manifests.NAME, manifests.NAMESPACE)
 
 
 def _wait(

@@ -1,5 +1,5 @@
-"""CustomResourceDefinitions for Istio's VirtualService, DestinationRule and Sidecar, from the API
-model.
+"""CustomResourceDefinitions for Istio's VirtualService, DestinationRule, Sidecar, Gateway and
+ServiceEntry, from the API model.
 
 The schema of each CRD is derived from the typed models in `istiolite.api.networking`, so the
 API server and istiolite agree on field names and types without a second, hand-kept copy.
@@ -32,8 +32,10 @@ from typing import Any
 import yaml
 
 from istiolite.api.decode import FrozenDict, camel
+from istiolite.api.gateway import GatewaySpec
 from istiolite.api.kinds import ISTIO_GROUP, ISTIO_VERSIONS
 from istiolite.api.networking import DestinationRuleSpec, SidecarSpec, VirtualServiceSpec
+from istiolite.api.serviceentry import ServiceEntrySpec
 
 Schema = dict[str, Any]
 
@@ -82,6 +84,24 @@ KINDS = (
         short_names=(),
         spec=SidecarSpec,
         columns=(),
+    ),
+    Kind(
+        kind="Gateway",
+        plural="gateways",
+        short_names=("gw",),
+        spec=GatewaySpec,
+        columns=(),
+    ),
+    Kind(
+        kind="ServiceEntry",
+        plural="serviceentries",
+        short_names=("se",),
+        spec=ServiceEntrySpec,
+        columns=(
+            ("Hosts", "string", ".spec.hosts"),
+            ("Location", "string", ".spec.location"),
+            ("Resolution", "string", ".spec.resolution"),
+        ),
     ),
 )
 

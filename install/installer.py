@@ -5,10 +5,15 @@ nothing later depends on them today, but an object of a kind that is not served 
 and a user's VirtualServices applied right after `install` must find their kind. Then the rest,
 the webhook configuration last, so it never calls an istiod that is not there yet.
 
+With `gateways.ingress.enabled=false` the ingress gateway is left out, and removed if an earlier
+install made it: what install leaves is what the values say, as Istio's installer prunes a
+component turned off.
+
 Uninstall goes the other way round: the webhook first, so that no pod creation waits on (and,
 with failurePolicy Fail, is refused by) an istiod that is being deleted. It leaves two things:
-- the CRDs, unless `purge`: deleting a CRD deletes every VirtualService, DestinationRule and
-  Sidecar in the cluster, which is the users' configuration, not the installer's;
+- the CRDs, unless `purge`: deleting a CRD deletes every VirtualService, DestinationRule,
+  Sidecar, Gateway and ServiceEntry in the cluster, which is the users' configuration, not the
+  installer's;
 - the `istio-system` Namespace, as `istioctl uninstall` does: it may hold things users put
   there, and `kubectl delete namespace istio-system` is one command away.
 """
@@ -47,9 +52,16 @@ def install(
     for obj in objects:
         if obj["kind"] not in _FIRST:
             _apply(cluster, obj, force=force, echo=echo)
+    applied = {manifests.ref(o) for o in objects}
+    for ref in reversed(manifests.inventory()):
+        if ref not in applied and cluster.get(ref) is not None:
+            cluster.delete(ref)
+            echo(f"{_name(ref.kind, ref.name)} deleted (gateways.ingress.enabled=false)")
     if wait is not None:
-        cluster.wait_rolled_out(timeout=wait)
-        echo(f"{manifests.NAMESPACE}/{manifests.NAME} is available")
+        for ref in (manifests.ISTIOD_DEPLOYMENT, manifests.GATEWAY_DEPLOYMENT):
+            if ref in applied:
+                cluster.wait_rolled_out(ref, timeout=wait)
+                echo(f"{ref.namespace}/{ref.name} is available")
 
 
 def uninstall(cluster: Cluster, *, echo: Echo, purge: bool = False) -> None:

@@ -67,10 +67,10 @@ def conditions(deployment: Json) -> list[str]:
     ]
 
 
-def pod_problems(pods: list[Json]) -> list[str]:
+def pod_problems(pods: list[Json], *, name: str = manifests.NAME) -> list[str]:
     """What keeps each pod from being ready: scheduling, image pulls, crashes, readiness."""
     if not pods:
-        return ["no istiod pods exist"]
+        return [f"no {name} pods exist"]
     return [line for pod in pods for line in _pod_problems(pod)]
 
 
@@ -105,10 +105,21 @@ def _container_problems(cs: Json) -> list[str]:
 
 
 def verify(live: Mapping[Ref, Json | None], *, now: datetime) -> list[Check]:
-    """One check per installed object, then whether the webhook trusts istiod's certificate."""
-    checks = [Check(str(r), _object_problem(r, live.get(r))) for r in manifests.inventory()]
+    """One check per object install made, then whether the webhook trusts istiod's certificate.
+
+    The ingress gateway's objects are checked when install ran it (istiod's Deployment says so):
+    with `gateways.ingress.enabled=false` they are rightly absent.
+    """
+    expected = manifests.expected(gateway=_gateway_installed(live))
+    checks = [Check(str(r), _object_problem(r, live.get(r))) for r in expected]
     checks.append(Check("webhook caBundle verifies istiod's serving certificate", _tls(live, now)))
     return checks
+
+
+def _gateway_installed(live: Mapping[Ref, Json | None]) -> bool:
+    istiod = live.get(manifests.ISTIOD_DEPLOYMENT) or {}
+    annotations = (istiod.get("metadata") or {}).get("annotations") or {}
+    return bool(annotations.get(manifests.INGRESS_ANNOTATION, "true") != "false")
 
 
 def _object_problem(r: Ref, obj: Json | None) -> str | None:
@@ -118,6 +129,10 @@ def _object_problem(r: Ref, obj: Json | None) -> str | None:
         return established(obj)
     if r.kind == "ClusterRole" and _rules(obj) != _rules(manifests.cluster_role()):
         return "rules differ from what istiolite install applies"
+    if r.kind == "Role" and _rules(obj) != _rules(manifests.role()):
+        return "rules differ from what istiolite install applies"
+    if r == manifests.ref(manifests.gateway_service()):
+        return _gateway_service_problem(obj)
     if r.kind == "Deployment":
         return rollout(obj)
     if r.kind == "MutatingWebhookConfiguration":
@@ -142,6 +157,32 @@ def _tls(live: Mapping[Ref, Json | None], now: datetime) -> str | None:
 
 
 _NO_CERTS = webhookcerts.WebhookCerts(b"", b"", b"", b"")
+
+
+def _gateway_service_problem(service: Json) -> str | None:
+    """The ports users and kind's port mappings rely on: Istio's, with the fixed NodePorts."""
+    got = _ports(service)
+    missing = [
+        want
+        for want in _ports(manifests.gateway_service())
+        if not any(
+            (p.get("port"), p.get("targetPort")) == (want["port"], want["targetPort"])
+            and p.get("nodePort") == want.get("nodePort", p.get("nodePort"))
+            for p in got
+        )
+    ]
+    if not missing:
+        return None
+    shown = ", ".join(
+        f"{p['port']}->{p['targetPort']}"
+        + (f" (NodePort {p['nodePort']})" if "nodePort" in p else "")
+        for p in missing
+    )
+    return f"does not expose {shown}"
+
+
+def _ports(service: Json) -> list[Json]:
+    return list((service.get("spec") or {}).get("ports") or [])
 
 
 def _rules(role: Json) -> set[tuple[str, str, str]]:

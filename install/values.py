@@ -99,6 +99,12 @@ class Values:
     memory_limit: str = _value(
         "memoryLimit", _quantity(optional=True), 'istiod memory limit; "" none', "1Gi"
     )
+    ingress_gateway: bool = _value(
+        "gateways.ingress.enabled",
+        _boolean,
+        "run the ingress gateway istio-system/istio-ingressgateway",
+        True,
+    )
 
     @property
     def pilot(self) -> str:

@@ -104,9 +104,11 @@ HOSTILE: dict[str, Hostile] = {
     "loop.yaml": Hostile(_loop, "symlink loop", False),
     "huge.yaml": Hostile(_huge, "32 MiB", True),
     # kinds istiolite would ignore
-    "gateway.yaml": Hostile(_kind("networking.istio.io/v1", "Gateway"), "'Gateway'", True),
-    "service-entry.yaml": Hostile(
-        _kind("networking.istio.io/v1beta1", "ServiceEntry"), "'ServiceEntry'", True
+    "envoy-filter.yaml": Hostile(
+        _kind("networking.istio.io/v1alpha3", "EnvoyFilter"), "'EnvoyFilter'", True
+    ),
+    "workload-group.yaml": Hostile(
+        _kind("networking.istio.io/v1beta1", "WorkloadGroup"), "'WorkloadGroup'", True
     ),
     "authz.yaml": Hostile(
         _kind("security.istio.io/v1", "AuthorizationPolicy"), "'AuthorizationPolicy'", True
@@ -119,7 +121,7 @@ HOSTILE: dict[str, Hostile] = {
     "misspelt-core.yaml": Hostile(_kind("v1", "Servce"), "did you mean 'Service'", True),
 }
 
-KINDS = {"gateway.yaml", "service-entry.yaml", "authz.yaml", "netpol.yaml", "gizmo.yaml"}
+KINDS = {"envoy-filter.yaml", "workload-group.yaml", "authz.yaml", "netpol.yaml", "gizmo.yaml"}
 KINDS |= {"misspelt.yaml", "misspelt-core.yaml"}
 
 

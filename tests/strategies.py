@@ -149,6 +149,8 @@ class _Schema:
                 st.lists(st.sampled_from(mesh.hosts), min_size=1, max_size=2, unique=True),
                 st.lists(TEXT),
             )
+        if key == "tls" and typing.get_origin(base) is tuple:
+            return st.just([])  # TLS routes are gateways'; these VirtualServices are the mesh's
         if key in ("http", "route") and typing.get_origin(base) is tuple:
             [item] = typing.get_args(base)[:1]
             return st.lists(self.model(item), min_size=1, max_size=3)
@@ -225,7 +227,11 @@ class _Schema:
             "re2_regex": (list(REGEXES), st.sampled_from(BAD_REGEXES) | odd),
             "_cors_method": (["GET", "POST", "OPTIONS", "*"], st.sampled_from(["get", "PUTT"])),
             "_grpc_status": (["UNAVAILABLE", "NOT_FOUND", "OK"], odd),
-            "_mesh_only": (["mesh"], odd),
+            "gateway_name": (["mesh"], st.sampled_from(["*/gw", "ns1/*", "./gw"]) | odd),
+            "_virtual_service_host": (
+                [*mesh.hosts, "*.default.svc.cluster.local", "*ews.default.svc.cluster.local"],
+                st.sampled_from(["*", "a.123", "10.96.0.11"]),
+            ),
             "_tls_mode": (["DISABLE"], st.sampled_from(["ISTIO_MUTUAL", "SIMPLE"])),
             "_base64": (["aGVsbG8=", "", "YQ==" * 2000], st.sampled_from(["no!", "\x80"])),
             "_fault_percent": ([0.0, 0.0001, 0.5, 50.0, 100.0], st.floats(-1, 101)),

@@ -6,15 +6,19 @@ validation that names the field path; nothing further in sees raw dicts.
 
 from istiolite.api.errors import FieldError, ValidationError, format_path
 from istiolite.api.hosts import DEFAULT_DOMAIN_SUFFIX, resolve_host
+from istiolite.api.networking import MESH, resolve_gateway
 from istiolite.api.resources import (
     DestinationRule,
     EndpointSlice,
+    Gateway,
     ObjectMeta,
     Other,
     Parsed,
     Pod,
     Resource,
+    Secret,
     Service,
+    ServiceEntry,
     Sidecar,
     VirtualService,
     WorkloadEntry,
@@ -24,15 +28,19 @@ from istiolite.api.resources import (
 
 __all__ = [
     "DEFAULT_DOMAIN_SUFFIX",
+    "MESH",
     "DestinationRule",
     "EndpointSlice",
     "FieldError",
+    "Gateway",
     "ObjectMeta",
     "Other",
     "Parsed",
     "Pod",
     "Resource",
+    "Secret",
     "Service",
+    "ServiceEntry",
     "Sidecar",
     "ValidationError",
     "VirtualService",
@@ -40,5 +48,6 @@ __all__ = [
     "format_path",
     "parse_resource",
     "parse_yaml",
+    "resolve_gateway",
     "resolve_host",
 ]

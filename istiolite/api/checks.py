@@ -80,7 +80,7 @@ def dns_subdomain(value: str) -> str | None:
     return f"must be a DNS name of lower case labels separated by '.', got {value!r}"
 
 
-def _is_ip(value: str) -> bool:
+def is_ip(value: str) -> bool:
     try:
         ipaddress.ip_address(value)
     except ValueError:
@@ -90,7 +90,7 @@ def _is_ip(value: str) -> bool:
 
 def host(value: str) -> str | None:
     """A service host: short name, `name.ns`, FQDN, or an IP address. No wildcards."""
-    if _is_ip(value):
+    if is_ip(value):
         return None
     example = "'reviews' or 'reviews.default.svc.cluster.local'"
     if dns_subdomain(value) is not None:

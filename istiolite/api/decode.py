@@ -15,7 +15,9 @@ Conventions a model class can use:
 - `tuple[T, ...]` is a YAML list, `FrozenDict[str, T]` a YAML map;
 - `Annotated[T, check, ...]` runs each check (a callable returning an error message or None);
 - a class attribute `UNSUPPORTED: ClassVar[Mapping[str, str]]` maps Istio fields istiolite does
-  not implement to the reason, so they are rejected with a message instead of "unknown";
+  not implement to the reason, so they are rejected with a message instead of "unknown"; an
+  enum marked with `unsupported_values` does the same for the values Istio has and istiolite
+  does not (a TLS mode, a protocol);
 - a method `check(self) -> Iterable[tuple[Path, str]]` adds cross-field rules; it runs only
   when the object itself decoded cleanly, with paths relative to the object.
 """
@@ -71,6 +73,25 @@ class FrozenDict(Mapping[K, V], Generic[K, V]):
 
 
 Check = Callable[[Any], str | None]
+E = TypeVar("E", bound=enum.Enum)
+_UNSUPPORTED_VALUES = "_istiolite_unsupported_values"
+
+
+def unsupported_values(
+    reasons: Mapping[str, str], *, any_case: bool = False
+) -> Callable[[type[E]], type[E]]:
+    """Mark an enum with Istio's values istiolite does not implement, each with the reason.
+
+    Such a value is refused as `not supported: <reason>` rather than as an unknown one.
+    `any_case`: the enum reads its values in any case (its `_missing_` says so), and so are
+    these.
+    """
+
+    def mark(cls: type[E]) -> type[E]:
+        setattr(cls, _UNSUPPORTED_VALUES, (dict(reasons), any_case))
+        return cls
+
+    return mark
 
 
 @typing.dataclass_transform(frozen_default=True, kw_only_default=True)
@@ -218,6 +239,10 @@ class Decoder:
         try:
             return cls(value)
         except (ValueError, TypeError):
+            reasons, any_case = getattr(cls, _UNSUPPORTED_VALUES, ({}, False))
+            found = next((k for k in reasons if _same_value(k, value, any_case=any_case)), None)
+            if found is not None:
+                return self.fail(path, f"{found!r} is not supported: {reasons[found]}")
             accepted = ", ".join(str(m.value) for m in cls)
             return self.fail(path, f"must be one of {accepted}; got {describe(value)}")
 
@@ -238,6 +263,12 @@ class Decoder:
             )
             cls._fields_cache[model] = cached
         return cached
+
+
+def _same_value(known: str, value: Any, *, any_case: bool) -> bool:
+    if value == known:
+        return True
+    return any_case and isinstance(value, str) and value.upper() == known.upper()
 
 
 def _unknown_field(key: object, accepted: list[str]) -> str:

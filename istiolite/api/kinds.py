@@ -6,8 +6,8 @@ resources. Those kinds are none of the mesh's business and are ignored. Three ki
 document are errors instead, because ignoring them would leave the user believing that
 configuration is in force when it is not:
 
-- a kind of an Istio or Kubernetes networking group that istiolite does not implement (a
-  `Gateway`, a `ServiceEntry`, an `AuthorizationPolicy`, a `NetworkPolicy`);
+- a kind of an Istio or Kubernetes networking group that istiolite does not implement (an
+  `EnvoyFilter`, an `AuthorizationPolicy`, a `NetworkPolicy`, Gateway API's `HTTPRoute`);
 - a kind spelt nearly like a supported one (`DestinatonRule`, `Servce`, `virtualservice`);
 - a supported kind under another of Kubernetes' or Istio's own groups (`v1 VirtualService`).
 
@@ -28,8 +28,12 @@ SUPPORTED: dict[str, tuple[str, tuple[str, ...]]] = {
     "DestinationRule": (ISTIO_GROUP, ISTIO_VERSIONS),
     "Sidecar": (ISTIO_GROUP, ISTIO_VERSIONS),
     "WorkloadEntry": (ISTIO_GROUP, ISTIO_VERSIONS),
+    "Gateway": (ISTIO_GROUP, ISTIO_VERSIONS),
+    "ServiceEntry": (ISTIO_GROUP, ISTIO_VERSIONS),
     "Service": ("", ("v1",)),
     "Pod": ("", ("v1",)),
+    # Read for gateways' TLS credentials (kubernetes.io/tls, or Istio's generic form).
+    "Secret": ("", ("v1",)),
     "EndpointSlice": ("discovery.k8s.io", ("v1",)),
 }
 
@@ -64,6 +68,12 @@ def kind_problem(api_version: str, kind: str) -> tuple[str, str] | None:
         home, versions = SUPPORTED[kind]
         if group == home and version in versions:
             return None
+        if group in MESH_GROUPS:
+            # Another API's kind of the same name (Gateway API's Gateway), not a misplaced one.
+            return "kind", (
+                f"{group} kind {kind!r} is not supported by istiolite (it would have no "
+                f"effect); istiolite reads {kind} as {api_versions(kind)[0]}"
+            )
         if group == home or _ours(group):
             accepted = ", ".join(api_versions(kind))
             return "apiVersion", f"must be one of {accepted}, got {api_version!r}"

@@ -1,4 +1,5 @@
-"""Istio's networking.istio.io/v1 VirtualService, DestinationRule, WorkloadEntry and Sidecar.
+"""Istio's networking.istio.io/v1 VirtualService, DestinationRule, WorkloadEntry and Sidecar
+(Gateway and ServiceEntry have modules of their own, built on these parts).
 
 Field names and meanings are Istio's, so Istio YAML for the supported subset works unchanged.
 Fields istiolite does not implement are listed in each class's UNSUPPORTED map and rejected with
@@ -10,10 +11,11 @@ from __future__ import annotations
 import base64
 import binascii
 import builtins
+import dataclasses
 import enum
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, TypeVar
 
 from istiolite.api import checks
 from istiolite.api.checks import Percent, Port, Regex
@@ -22,9 +24,9 @@ from istiolite.api.errors import MapKey, Path, format_path
 from istiolite.api.hosts import DEFAULT_DOMAIN_SUFFIX, resolve_host
 
 Problems = Iterator[tuple[Path, str]]
+_M = TypeVar("_M", "HTTPMatchRequest", "L4MatchAttributes", "TLSMatchAttributes")
 
 Host = Annotated[str, checks.host]
-HostPattern = Annotated[str, checks.host_pattern]
 HeaderName = Annotated[str, checks.header_name]
 MatchHeaderName = Annotated[str, checks.match_header_name]
 HeaderValue = Annotated[str, checks.header_value]
@@ -120,6 +122,56 @@ class Percentage:
     value: Percent
 
 
+# The gateway of sidecars: a VirtualService without `gateways` is bound to it alone.
+MESH = "mesh"
+
+
+def gateway_name(value: str) -> str | None:
+    """A gateway a VirtualService binds to: `mesh`, `namespace/name`, or `name` (a Gateway in
+    the VirtualService's own namespace). Istio's legacy `name.namespace[.svc.cluster.local]`
+    is read too, as Istio reads it."""
+    if value == MESH:
+        return None
+    namespace, slash, name = value.partition("/")
+    if slash:
+        if namespace == ".":
+            return (
+                f"the namespace must be a namespace name (Istio refuses '.'; write the name "
+                f"alone for a Gateway in the VirtualService's namespace), got {value!r}"
+            )
+        if checks.dns_label(namespace) or checks.dns_label(name):
+            return (
+                f"must be 'mesh', a Gateway's name, or namespace/name with both parts DNS "
+                f"labels, got {value!r}"
+            )
+        return None
+    if checks.dns_subdomain(value) is None and not value.rsplit(".", 1)[-1].isdigit():
+        return None
+    return f"must be 'mesh', a Gateway's name, or namespace/name, got {value!r}"
+
+
+GatewayName = Annotated[str, gateway_name]
+
+
+def resolve_gateway(name: str, namespace: str) -> str:
+    """`namespace/name` for a checked gateway name written in `namespace`; `mesh` stays.
+
+    Istio's rule (pilot's resolveGatewayName): a name alone is a Gateway of the same
+    namespace, and in the legacy `name.namespace.svc.cluster.local` the second label is the
+    namespace.
+    """
+    if name == MESH or "/" in name:
+        return name
+    first, dot, rest = name.partition(".")
+    if dot:
+        return f"{rest.partition('.')[0]}/{first}"
+    return f"{namespace}/{name}"
+
+
+def _resolve_all(names: tuple[str, ...], namespace: str) -> tuple[str, ...]:
+    return tuple(resolve_gateway(n, namespace) for n in names)
+
+
 # --- VirtualService ---------------------------------------------------------------------------
 
 
@@ -137,9 +189,11 @@ class HTTPMatchRequest:
     ignore_uri_case: bool = False
     without_headers: FrozenDict[MatchHeaderName, AbsentHeaderMatch] = FrozenDict()
     source_namespace: Annotated[str, checks.dns_label] | None = None
+    # Where this match applies, in place of the VirtualService's gateways; each `mesh` or
+    # `namespace/name` once the resource is parsed (VirtualServiceSpec.resolved).
+    gateways: tuple[GatewayName, ...] = ()
 
     UNSUPPORTED: ClassVar[Mapping[str, str]] = {
-        "gateways": "istiolite routes mesh traffic only; match on gateways has no meaning",
         "statPrefix": "per-match stat prefixes",
     }
 
@@ -577,9 +631,9 @@ class L4MatchAttributes:
     port: Port | None = None
     source_labels: Labels = FrozenDict()
     source_namespace: Annotated[str, checks.dns_label] | None = None
+    gateways: tuple[GatewayName, ...] = ()
 
     UNSUPPORTED: ClassVar[Mapping[str, str]] = {
-        "gateways": "istiolite routes mesh traffic only; match on gateways has no meaning",
         "sourceSubnet": "matching on the source subnet",
     }
 
@@ -601,23 +655,68 @@ class TCPRoute:
         yield from _weights(self.route)
 
 
-def _mesh_only(value: str) -> str | None:
-    if value == "mesh":
-        return None
-    return f"istiolite has no ingress gateways; only 'mesh' is accepted, got {value!r}"
+def _virtual_service_host(value: str) -> str | None:
+    """A host as `checks.host_pattern` takes it, or `*`: every host (for gateways only)."""
+    return None if value == "*" else checks.host_pattern(value)
+
+
+VirtualServiceHost = Annotated[str, _virtual_service_host]
+
+
+def host_within(host: str, pattern: str) -> bool:
+    """Whether every name `host` matches is matched by `pattern` too (Istio's SubsetOf)."""
+    if pattern in ("*", host):
+        return True
+    return pattern.startswith("*") and host.endswith(pattern[1:])
+
+
+@model
+class TLSMatchAttributes:
+    sni_hosts: tuple[VirtualServiceHost, ...]
+    destination_subnets: tuple[Annotated[str, checks.cidr], ...] = ()
+    port: Port | None = None
+    source_labels: Labels = FrozenDict()
+    source_namespace: Annotated[str, checks.dns_label] | None = None
+    gateways: tuple[GatewayName, ...] = ()
+
+    UNSUPPORTED: ClassVar[Mapping[str, str]] = {
+        "sourceSubnet": "matching on the source subnet",
+    }
+
+    def check(self) -> Problems:
+        if not self.sni_hosts:
+            yield ("sniHosts",), "must list at least one SNI host"
+
+
+@model
+class TLSRoute:
+    """Routes for TLS a gateway passes through (its PASSTHROUGH servers), by SNI."""
+
+    match: tuple[TLSMatchAttributes, ...] = ()
+    route: tuple[RouteDestination, ...] = ()
+
+    def check(self) -> Problems:
+        if not self.match:
+            yield ("match",), "must have at least one match (with sniHosts)"
+        if not self.route:
+            yield ("route",), "must have at least one destination"
+        yield from _weights(self.route)
 
 
 @model
 class VirtualServiceSpec:
-    hosts: tuple[HostPattern, ...]
-    gateways: tuple[Annotated[str, _mesh_only], ...] = ()
+    hosts: tuple[VirtualServiceHost, ...]
+    # `mesh` and `namespace/name` once the resource is parsed (`resolved`); none means mesh.
+    gateways: tuple[GatewayName, ...] = ()
     http: tuple[HTTPRoute, ...] = ()
     tcp: tuple[TCPRoute, ...] = ()
+    tls: tuple[TLSRoute, ...] = ()
     export_to: tuple[str, ...] = ()
 
-    UNSUPPORTED: ClassVar[Mapping[str, str]] = {
-        "tls": "TLS (SNI) routes",
-    }
+    @property
+    def applies_to_mesh(self) -> bool:
+        """Sidecars use it: `gateways` is empty or names `mesh` (Istio's rule)."""
+        return not self.gateways or MESH in self.gateways
 
     def check(self) -> Problems:
         if not self.hosts:
@@ -625,8 +724,55 @@ class VirtualServiceSpec:
                 ("hosts",),
                 "must list at least one host (istiolite has no delegate VirtualServices)",
             )
-        if not self.http and not self.tcp:
-            yield (), "must have http or tcp routes"
+        if not self.http and not self.tcp and not self.tls:
+            yield (), "must have http, tcp or tls routes"
+        if self.applies_to_mesh:
+            for i, host in enumerate(self.hosts):
+                if host == "*":
+                    yield (
+                        ("hosts", i),
+                        "'*' alone is allowed only in a VirtualService bound to gateways "
+                        "(without 'mesh'); for sidecars name the hosts or a '*.suffix'",
+                    )
+            if self.tls:
+                yield (
+                    ("tls",),
+                    "TLS (SNI) routes are for gateways' PASSTHROUGH servers; istiolite's "
+                    "sidecars have none: bind the VirtualService to gateways without 'mesh'",
+                )
+        yield from self._sni_hosts()
+
+    def _sni_hosts(self) -> Problems:
+        for i, route in enumerate(self.tls):
+            for j, match in enumerate(route.match):
+                for k, sni in enumerate(match.sni_hosts):
+                    # An IP is no SNI clients send; Istio takes it without the check.
+                    if checks.is_ip(sni) or any(host_within(sni, h) for h in self.hosts):
+                        continue
+                    yield (
+                        ("tls", i, "match", j, "sniHosts", k),
+                        f"{sni!r} is not within the VirtualService's hosts "
+                        f"({', '.join(self.hosts)})",
+                    )
+
+    def resolved(self, namespace: str) -> VirtualServiceSpec:
+        """This spec with every gateway name as `mesh` or `namespace/name` (resolve_gateway)."""
+
+        def matches(found: tuple[_M, ...]) -> tuple[_M, ...]:
+            return tuple(
+                dataclasses.replace(m, gateways=_resolve_all(m.gateways, namespace))
+                if m.gateways
+                else m
+                for m in found
+            )
+
+        return dataclasses.replace(
+            self,
+            gateways=_resolve_all(self.gateways, namespace),
+            http=tuple(dataclasses.replace(r, match=matches(r.match)) for r in self.http),
+            tcp=tuple(dataclasses.replace(r, match=matches(r.match)) for r in self.tcp),
+            tls=tuple(dataclasses.replace(r, match=matches(r.match)) for r in self.tls),
+        )
 
     def check_in(self, namespace: str, domain_suffix: str = DEFAULT_DOMAIN_SUFFIX) -> Problems:
         """Rules that need the namespace: hosts as they resolve there, and exportTo."""
@@ -640,7 +786,7 @@ class VirtualServiceSpec:
                         f"host once",
                     )
                     break
-        yield from _export_to(self.export_to, namespace)
+        yield from export_to_problems(self.export_to, namespace)
 
 
 def hosts_overlap(a: str, b: str) -> bool:
@@ -652,12 +798,17 @@ def hosts_overlap(a: str, b: str) -> bool:
     return b.startswith("*") and a.endswith(b[1:])
 
 
-def _export_to(values: tuple[str, ...], namespace: str) -> Problems:
-    """Istio's exportTo: `.`, `*` or namespace names, each once, and `*` alone."""
+def export_to_problems(
+    values: tuple[str, ...], namespace: str, *, allow_none: bool = False
+) -> Problems:
+    """Istio's exportTo: `.`, `*` or namespace names, each once, and `*` alone. A
+    ServiceEntry (`allow_none`) may also say `~`, alone: visible to no proxy but its own."""
     seen: dict[str, int] = {}
+    specials = (".", "*", "~") if allow_none else (".", "*")
     for i, value in enumerate(values):
-        if value not in (".", "*") and checks.dns_label(value):
-            yield ("exportTo", i), f"must be '.', '*' or a namespace name, got {value!r}"
+        if value not in specials and checks.dns_label(value):
+            accepted = "'.', '*', '~'" if allow_none else "'.', '*'"
+            yield ("exportTo", i), f"must be {accepted} or a namespace name, got {value!r}"
             continue
         key = namespace if value == "." else value
         if key in seen:
@@ -665,6 +816,8 @@ def _export_to(values: tuple[str, ...], namespace: str) -> Problems:
         seen.setdefault(key, i)
     if "*" in values and len(values) > 1:
         yield ("exportTo",), "'*' exports to every namespace; it cannot be combined with others"
+    if "~" in values and len(values) > 1:
+        yield ("exportTo",), "'~' exports to no namespace; it cannot be combined with others"
 
 
 # --- DestinationRule --------------------------------------------------------------------------
@@ -924,17 +1077,29 @@ class DestinationRuleSpec:
             seen.setdefault(subset.name, i)
 
     def check_in(self, namespace: str, domain_suffix: str = DEFAULT_DOMAIN_SUFFIX) -> Problems:
-        yield from _export_to(self.export_to, namespace)
+        yield from export_to_problems(self.export_to, namespace)
 
 
 # --- WorkloadEntry ----------------------------------------------------------------------------
 
 
+# A port's name in a WorkloadEntry or ServiceEntry: a DNS label (Istio's ValidatePortName).
+PortName = Annotated[str, checks.dns_label]
+
+
+def endpoint_address(value: str) -> str | None:
+    """Where a workload is reached: an IP address or a host name."""
+    if checks.host(value) is None:
+        return None
+    unix = " (unix domain sockets are not supported)" if value.startswith("unix://") else ""
+    return f"must be an IP address or a host name such as 'vm-1.example.com'{unix}, got {value!r}"
+
+
 @model
 class WorkloadEntrySpec:
-    address: Annotated[str, checks.host]
-    ports: FrozenDict[str, Port] = FrozenDict()
-    labels: FrozenDict[str, str] = FrozenDict()
+    address: Annotated[str, endpoint_address]
+    ports: FrozenDict[PortName, Port] = FrozenDict()
+    labels: Labels = FrozenDict()
     network: str | None = None
     locality: str | None = None
     weight: NonNegativeInt | None = None
@@ -977,9 +1142,12 @@ def _selector_labels(value: Mapping[str, str]) -> str | None:
     return checks.labels(value)
 
 
+WorkloadSelectorLabels = Annotated[FrozenDict[str, str], _selector_labels]
+
+
 @model
 class WorkloadSelector:
-    labels: Annotated[FrozenDict[str, str], _selector_labels] = FrozenDict()
+    labels: WorkloadSelectorLabels = FrozenDict()
 
 
 @model

@@ -1,28 +1,35 @@
 """Whole resources as they arrive from YAML files or the Kubernetes API, as typed models.
 
-Istio's resources (VirtualService, DestinationRule, WorkloadEntry, Sidecar) are validated strictly:
-users write them by hand. Kubernetes' own objects (Service, EndpointSlice, Pod) were already
-validated by the API server, so only the fields the mesh needs are read, and the rest is
-dropped here at the edge, never carried inward.
+Istio's resources (VirtualService, DestinationRule, WorkloadEntry, Sidecar, Gateway,
+ServiceEntry) are validated strictly: users write them by hand. Kubernetes' own objects
+(Service, EndpointSlice, Pod) were already validated by the API server, so only the fields the
+mesh needs are read, and the rest is dropped here at the edge, never carried inward. Secrets
+are the exception: a gateway's TLS credential is checked as Envoy will read it (secrets.py),
+since the API server takes any bytes.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import enum
 import typing
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar, TypeVar
 
-from istiolite.api import checks
+from istiolite.api import checks, secrets
 from istiolite.api.decode import INVALID, Decoder, FrozenDict, describe, model
-from istiolite.api.errors import FieldError, Path, ValidationError
+from istiolite.api.errors import FieldError, MapKey, Path, ValidationError
+from istiolite.api.gateway import GatewaySpec
 from istiolite.api.kinds import ISTIO_GROUP, kind_problem
 from istiolite.api.networking import (
+    MESH,
     DestinationRuleSpec,
     SidecarSpec,
     VirtualServiceSpec,
     WorkloadEntrySpec,
 )
+from istiolite.api.serviceentry import ServiceEntrySpec
 from istiolite.api.yamlstream import YamlError, load_all
 
 T = TypeVar("T")
@@ -46,9 +53,25 @@ class ObjectMeta:
 
 @model
 class VirtualService:
+    """A VirtualService; every gateway name in its spec is `mesh` or `namespace/name`."""
+
     KIND: ClassVar[str] = "VirtualService"
     meta: ObjectMeta
     spec: VirtualServiceSpec
+
+    @property
+    def mesh(self) -> bool:
+        """Sidecars use it (no `gateways`, or `mesh` among them)."""
+        return self.spec.applies_to_mesh
+
+    @property
+    def gateways(self) -> tuple[str, ...]:
+        """The Gateways it is bound to, as `namespace/name`; `mesh` left out."""
+        return tuple(g for g in self.spec.gateways if g != MESH)
+
+    def binds(self, gateway: str) -> bool:
+        """Whether it is bound to `gateway`: `mesh` or a Gateway's `namespace/name`."""
+        return self.mesh if gateway == MESH else gateway in self.spec.gateways
 
 
 @model
@@ -70,6 +93,59 @@ class Sidecar:
     KIND: ClassVar[str] = "Sidecar"
     meta: ObjectMeta
     spec: SidecarSpec
+
+
+@model
+class Gateway:
+    KIND: ClassVar[str] = "Gateway"
+    meta: ObjectMeta
+    spec: GatewaySpec
+
+    @property
+    def ref(self) -> str:
+        """`namespace/name`, as a VirtualService's `gateways` names it once resolved."""
+        return self.meta.key
+
+
+@model
+class ServiceEntry:
+    KIND: ClassVar[str] = "ServiceEntry"
+    meta: ObjectMeta
+    spec: ServiceEntrySpec
+
+    def service_ports(self) -> tuple[ServicePort, ...]:
+        """Its ports as a Service's, so they are routed alike (a port without a protocol is
+        TCP, as a Service port without a protocol name is)."""
+        return tuple(
+            ServicePort(
+                name=p.name,
+                port=p.number,
+                target_port=p.target_port or None,
+                protocol=Protocol(p.effective_protocol.value),
+            )
+            for p in self.spec.ports
+        )
+
+
+@model
+class Secret:
+    """A Secret holding a TLS credential (secrets.py), checked; other Secrets are `Other`.
+
+    Each part is PEM, as Envoy takes it: the certificate chain (leaf first) and its key, or
+    neither (a Secret of CA certificates only, such as `<credentialName>-cacert`), and the CA
+    certificates that sign client certificates, if any.
+    """
+
+    KIND: ClassVar[str] = "Secret"
+    meta: ObjectMeta
+    type: str
+    certificate_chain: bytes | None
+    private_key: bytes | None
+    ca_certificates: bytes | None
+
+    @property
+    def has_certificate(self) -> bool:
+        return self.certificate_chain is not None and self.private_key is not None
 
 
 class Protocol(enum.StrEnum):
@@ -176,11 +252,17 @@ class Pod:
 
 @model
 class Other:
-    """A kind the mesh does not read (Deployment, ConfigMap, ...); kept so tools can list it."""
+    """A kind the mesh does not read (Deployment, ConfigMap, ...); kept so tools can list it.
+
+    For kinds that make pods (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob),
+    `pod_labels` are their pods' labels, as the pod template gives them: `analyze` finds the
+    workloads a Gateway selects among them.
+    """
 
     api_version: str
     kind: str
     meta: ObjectMeta
+    pod_labels: FrozenDict[str, str] | None = None
 
     @property
     def KIND(self) -> str:
@@ -192,6 +274,9 @@ Resource = (
     | DestinationRule
     | WorkloadEntry
     | Sidecar
+    | Gateway
+    | ServiceEntry
+    | Secret
     | Service
     | EndpointSlice
     | Pod
@@ -256,7 +341,8 @@ def _istio(kind: str, doc: _View, meta: ObjectMeta) -> Resource:
         doc.d.fail(at, "required")
     if kind == "VirtualService":
         vs = doc.d.decode_object(VirtualServiceSpec, raw, at)
-        _check_in(doc.d, vs, meta.namespace)
+        if _check_in(doc.d, vs, meta.namespace):
+            vs = vs.resolved(meta.namespace)
         return VirtualService(meta=meta, spec=vs)
     if kind == "DestinationRule":
         dr = doc.d.decode_object(DestinationRuleSpec, raw, at)
@@ -264,14 +350,32 @@ def _istio(kind: str, doc: _View, meta: ObjectMeta) -> Resource:
         return DestinationRule(meta=meta, spec=dr)
     if kind == "Sidecar":
         return Sidecar(meta=meta, spec=doc.d.decode_object(SidecarSpec, raw, at))
+    if kind == "Gateway":
+        if problem := checks.dns_label(meta.name):
+            # VirtualServices name Gateways as `namespace/name` and, in Istio's legacy form,
+            # `name.namespace`: a dot in the name would be read as the namespace.
+            doc.d.fail(("metadata", "name"), f"a Gateway's name has no dots: {problem}")
+        return Gateway(meta=meta, spec=doc.d.decode_object(GatewaySpec, raw, at))
+    if kind == "ServiceEntry":
+        entry = doc.d.decode_object(ServiceEntrySpec, raw, at)
+        _check_in(doc.d, entry, meta.namespace)
+        return ServiceEntry(meta=meta, spec=entry)
     return WorkloadEntry(meta=meta, spec=doc.d.decode_object(WorkloadEntrySpec, raw, at))
 
 
-def _check_in(decoder: Decoder, spec: VirtualServiceSpec | DestinationRuleSpec, ns: str) -> None:
-    """Rules that need the resource's namespace, once the spec itself is valid."""
-    if spec is not INVALID:
-        for path, message in spec.check_in(ns):
-            decoder.fail(("spec", *path), message)
+def _check_in(
+    decoder: Decoder,
+    spec: VirtualServiceSpec | DestinationRuleSpec | ServiceEntrySpec,
+    namespace: str,
+) -> bool:
+    """Rules that need the resource's namespace, once the spec itself is valid; True when
+    the spec passed them all."""
+    if spec is INVALID:
+        return False
+    before = len(decoder.errors)
+    for path, message in spec.check_in(namespace):
+        decoder.fail(("spec", *path), message)
+    return len(decoder.errors) == before
 
 
 def _service(doc: _View, meta: ObjectMeta) -> Service:
@@ -352,12 +456,78 @@ def _pod(doc: _View, meta: ObjectMeta) -> Pod:
     )
 
 
+def _secret(doc: _View, meta: ObjectMeta) -> Secret | Other:
+    """A TLS credential, checked (secrets.py); any other Secret is `Other`, its data unread."""
+    secret_type = doc.get("type", str, secrets.OPAQUE_TYPE)
+    none: FrozenDict[str, str] = FrozenDict()
+    encoded = doc.get("data", FrozenDict[str, str], none)
+    plain = doc.get("stringData", FrozenDict[str, str], none)
+    keys = frozenset(encoded) | frozenset(plain)
+    if not secrets.is_credential(secret_type, keys):
+        return Other(api_version="v1", kind="Secret", meta=meta)
+    data: dict[str, bytes] = {}
+    where: dict[str, Path] = {}
+    for key, text in encoded.items():
+        where[key] = ("data", MapKey(key))
+        try:
+            data[key] = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            doc.d.fail(where[key], "must be base64, as Kubernetes keeps Secret data")
+    # Kubernetes merges stringData into data; stringData wins.
+    for key, text in plain.items():
+        where[key] = ("stringData", MapKey(key))
+        data[key] = text.encode()
+    for key, problem in secrets.check_credential(secret_type, data):
+        doc.d.fail(where.get(key, ("data", MapKey(key))), problem)
+    chain, private, ca = secrets.credential_keys(keys)
+    return Secret(
+        meta=meta,
+        type=secret_type,
+        certificate_chain=data.get(chain),
+        private_key=data.get(private),
+        ca_certificates=data.get(ca),
+    )
+
+
 _KUBE_KINDS: dict[tuple[str, str], Callable[[_View, ObjectMeta], Resource]] = {
     ("v1", "Service"): _service,
     ("discovery.k8s.io/v1", "EndpointSlice"): _endpoint_slice,
     ("v1", "Pod"): _pod,
+    ("v1", "Secret"): _secret,
 }
-_ISTIO_KINDS = ("VirtualService", "DestinationRule", "WorkloadEntry", "Sidecar")
+_ISTIO_KINDS = (
+    "VirtualService",
+    "DestinationRule",
+    "WorkloadEntry",
+    "Sidecar",
+    "Gateway",
+    "ServiceEntry",
+)
+
+
+# Kinds that make pods, and where their pod template is.
+_POD_TEMPLATES: dict[str, tuple[str, ...]] = {
+    "Deployment": ("spec", "template"),
+    "StatefulSet": ("spec", "template"),
+    "DaemonSet": ("spec", "template"),
+    "ReplicaSet": ("spec", "template"),
+    "Job": ("spec", "template"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template"),
+}
+
+
+def _pod_labels(doc: Mapping[str, Any], kind: str) -> FrozenDict[str, str] | None:
+    """The pod template's labels of a kind that makes pods; read leniently: such a document is
+    not istiolite's to validate, and one that is not as expected simply has none."""
+    path = _POD_TEMPLATES.get(kind)
+    if path is None:
+        return None
+    node: Any = doc
+    for key in (*path, "metadata", "labels"):
+        node = node.get(key) if isinstance(node, Mapping) else None
+    if not isinstance(node, Mapping):
+        return FrozenDict()
+    return FrozenDict({k: v for k, v in node.items() if isinstance(k, str) and isinstance(v, str)})
 
 
 def describe_resource(doc: Any) -> str:
@@ -395,7 +565,9 @@ def parse_resource(doc: Any) -> Resource:
     elif (api_version, kind) in _KUBE_KINDS:
         resource = _KUBE_KINDS[api_version, kind](view, meta)
     else:
-        resource = Other(api_version=api_version, kind=kind, meta=meta)
+        resource = Other(
+            api_version=api_version, kind=kind, meta=meta, pod_labels=_pod_labels(doc, kind)
+        )
     if decoder.errors:
         raise ValidationError(label, decoder.errors)
     return resource

@@ -58,6 +58,35 @@ def egress(*hosts: str) -> str:
     return sidecar(f"egress:\n- hosts: [{', '.join(repr(h) for h in hosts)}]\n")
 
 
+def gateway(spec: str) -> str:
+    return _doc("Gateway", spec)
+
+
+def server(
+    port: str, hosts: str = "[foo.bar.com]", *, tls: str | None = None, extra: str = ""
+) -> str:
+    """A Gateway with one server; `port` and `tls` are flow mappings' contents."""
+    tls_line = f"  tls: {{{tls}}}\n" if tls is not None else ""
+    return gateway(f"servers:\n- port: {{{port}}}\n  hosts: {hosts}\n{tls_line}{extra}")
+
+
+def https(tls: str) -> str:
+    """An HTTPS server on 443 with these TLS settings."""
+    return server("number: 443, name: https, protocol: HTTPS", tls=tls)
+
+
+def service_entry(spec: str) -> str:
+    return _doc("ServiceEntry", spec)
+
+
+def workload_entry(spec: str) -> str:
+    return _doc("WorkloadEntry", spec)
+
+
+HTTP_PORTS = "ports: [{number: 80, protocol: http, name: http-valid1}, {number: 8080, protocol: http, name: http-valid2}]\n"
+GOOGLE_ENDPOINTS = "endpoints: [{address: lon.google.com, ports: {http-valid1: 8080}}, {address: in.google.com, ports: {http-valid2: 9080}}]\n"
+
+
 # (id, document, Istio accepts it)
 CASES = [
     # HTTP routes
@@ -680,6 +709,742 @@ CASES = [
         policy("{outlierDetection: {consecutiveLocalOriginFailures: 10}}"),
         False,
     ),
+    # Gateway (TestValidateGateway, TestValidateServer, TestValidateServerPort)
+    ("gateway-empty", gateway("{}\n"), False),
+    ("gateway-happy-domain", server("name: name1, number: 7, protocol: http"), True),
+    (
+        "gateway-gateway-api-namespace",
+        server("name: name1, number: 7, protocol: http", "['~/foo.bar.com']"),
+        False,
+    ),
+    ("gateway-invalid-port", server("name: name1, number: 66000, protocol: http"), False),
+    (
+        "gateway-duplicate-port-names",
+        gateway(
+            "servers:\n- {port: {name: foo, number: 80, protocol: http}, hosts: [foo.bar.com]}\n"
+            "- {port: {name: foo, number: 8080, protocol: http}, hosts: [scooby.doo.com]}\n"
+        ),
+        False,
+    ),
+    ("gateway-invalid-domain", server("number: 7, protocol: http", "['foo.*.bar.com']"), False),
+    (
+        "gateway-https-redirect",
+        server("name: http, number: 80, protocol: http", "[bar.com]", tls="httpsRedirect: true"),
+        True,
+    ),
+    (
+        "gateway-https-redirect-on-https",
+        server("name: https, number: 80, protocol: https", "[bar.com]", tls="httpsRedirect: true"),
+        True,
+    ),  # deliberate: a redirect to HTTPS on an HTTPS server is refused, not warned about
+    (
+        "gateway-partial-wildcard",
+        server("name: tls, number: 443, protocol: tls", "['*bar.com']", tls="mode: SIMPLE"),
+        False,
+    ),
+    ("server-empty", gateway("servers: [{}]\n"), False),
+    ("server-no-hosts", server("number: 7, name: http, protocol: http", "[]"), False),
+    ("server-happy", server("number: 7, name: http, protocol: http"), True),
+    ("server-ip", server("number: 7, name: http, protocol: http", "[1.1.1.1]"), True),
+    (
+        "server-namespace-host",
+        server("number: 7, name: http, protocol: http", "[ns1/foo.bar.com]"),
+        True,
+    ),
+    (
+        "server-any-namespace-host",
+        server("number: 7, name: http, protocol: http", "['*/foo.bar.com']"),
+        True,
+    ),
+    (
+        "server-own-namespace-host",
+        server("number: 7, name: http, protocol: http", "[./foo.bar.com]"),
+        True,
+    ),
+    ("server-star", server("number: 7, name: http, protocol: http", "['*']"), True),
+    (
+        "server-star-in-namespace",
+        server("number: 7, name: http, protocol: http", "['ns1/*']"),
+        True,
+    ),
+    (
+        "server-wildcard-suffix",
+        server("number: 7, name: http, protocol: http", "['*.bar.com']"),
+        True,
+    ),
+    (
+        "server-tilde-namespace",
+        server("number: 7, name: http, protocol: http", "['~/foo.bar.com']"),
+        False,
+    ),
+    (
+        "server-bad-domain-with-namespace",
+        server("number: 7, name: http, protocol: http", "['ns1/foo.*.bar.com']"),
+        False,
+    ),
+    ("server-short-name", server("number: 7, name: http, protocol: http", "[foo]"), False),
+    ("server-port-66000", server("number: 66000, name: http, protocol: http"), False),
+    (
+        "server-tls-on-http",
+        server("number: 1, name: http, protocol: http", tls="mode: SIMPLE"),
+        False,
+    ),
+    ("server-https-without-tls", server("number: 10000, name: https, protocol: https"), False),
+    (
+        "server-tls-simple-on-http",
+        server("number: 10000, name: http, protocol: http", tls="mode: SIMPLE, credentialName: c"),
+        False,
+    ),
+    (
+        "server-tls-on-tcp",
+        server("number: 10000, name: tcp, protocol: tcp", tls="mode: SIMPLE, credentialName: c"),
+        False,
+    ),
+    (
+        "server-bind-ip",
+        server("number: 7, name: http, protocol: http", extra="  bind: 127.0.0.1\n"),
+        True,
+    ),  # deliberate: bind is not supported
+    (
+        "server-bind-unix-with-port",
+        server("number: 7, name: http, protocol: http", extra="  bind: unix://@foobar\n"),
+        False,
+    ),
+    (
+        "server-bind-unix",
+        server("number: 0, name: http, protocol: http", extra="  bind: unix://@foobar\n"),
+        True,
+    ),  # deliberate: bind is not supported
+    (
+        "server-bind-bad-ip",
+        server("number: 0, name: http, protocol: http", extra="  bind: foo.bar\n"),
+        False,
+    ),
+    ("server-port-empty", server(""), False),
+    ("server-port-happy", server("protocol: http, number: 1, name: Henry"), True),
+    ("server-port-kafka", server("protocol: kafka, number: 1, name: Henry"), False),
+    ("server-port-huge", server("protocol: http, number: 1073741824, name: http"), False),
+    ("server-port-zero", server("protocol: http, number: 0, name: Henry"), False),
+    ("server-port-no-name", server("protocol: http, number: 80"), False),
+    (
+        "server-port-target-port",
+        server("protocol: http, number: 80, name: http, targetPort: 8080"),
+        False,
+    ),
+    (
+        "server-port-target-port-zero",
+        server("protocol: http, number: 80, name: http, targetPort: 0"),
+        True,
+    ),
+    (
+        "server-port-mongo",
+        server("protocol: MONGO, number: 27017, name: mongo"),
+        True,
+    ),  # deliberate: istiolite has no MONGO protocol
+    (
+        "server-ports-shared-by-http-and-tcp",
+        gateway(
+            "servers:\n- {port: {name: a, number: 80, protocol: HTTP}, hosts: [a.example.com]}\n"
+            "- {port: {name: b, number: 80, protocol: TCP}, hosts: [b.example.com]}\n"
+        ),
+        True,
+    ),  # deliberate: Istio's merge keeps one of the two
+    (
+        "server-ports-shared-by-https-and-tls",
+        gateway(
+            "servers:\n- {port: {name: a, number: 443, protocol: HTTPS}, hosts: [a.example.com],"
+            " tls: {mode: SIMPLE, credentialName: a}}\n"
+            "- {port: {name: b, number: 443, protocol: TLS}, hosts: [b.example.com],"
+            " tls: {mode: PASSTHROUGH}}\n"
+        ),
+        True,
+    ),
+    # Gateway TLS (TestValidateTlsOptions)
+    ("tls-empty", https(""), True),
+    (
+        "tls-simple-files",
+        https(
+            "mode: SIMPLE, serverCertificate: Captain Jean-Luc Picard, privateKey: Khan Noonien Singh"
+        ),
+        True,
+    ),  # deliberate: certificates come from Secrets (credentialName) only
+    ("tls-simple-sds", https("mode: SIMPLE, credentialName: sds-name"), True),
+    (
+        "tls-simple-sds-and-files",
+        https("mode: SIMPLE, serverCertificate: a, privateKey: b, credentialName: sds-name"),
+        False,
+    ),
+    ("tls-simple-no-certificate", https("mode: SIMPLE, privateKey: Khan Noonien Singh"), False),
+    ("tls-simple-no-key", https("mode: SIMPLE, serverCertificate: Captain Jean-Luc Picard"), False),
+    (
+        "tls-simple-sds-key-only",
+        https("mode: SIMPLE, privateKey: Khan Noonien Singh, credentialName: sds-name"),
+        True,
+    ),  # deliberate: privateKey is not supported
+    ("tls-mutual-sds", https("mode: MUTUAL, credentialName: sds-name"), True),
+    (
+        "tls-mutual-sds-with-ca-file",
+        https("mode: MUTUAL, caCertificates: Commander William T. Riker, credentialName: sds-name"),
+        True,
+    ),  # deliberate: caCertificates is not supported (the Secret holds ca.crt)
+    (
+        "tls-mutual-no-ca",
+        https(
+            "mode: MUTUAL, serverCertificate: Captain Jean-Luc Picard, privateKey: Khan Noonien Singh"
+        ),
+        False,
+    ),
+    ("tls-mutual-nothing", https("mode: MUTUAL"), False),
+    ("tls-optional-mutual-nothing", https("mode: OPTIONAL_MUTUAL"), False),
+    (
+        "tls-mutual-credential-names",
+        https("mode: MUTUAL, credentialNames: [c1, c2]"),
+        True,
+    ),  # deliberate
+    (
+        "tls-passthrough-with-credential",
+        https("mode: PASSTHROUGH, credentialName: sds-name"),
+        True,
+    ),  # deliberate: refused rather than warned about
+    ("tls-passthrough-with-crl", https("mode: PASSTHROUGH, caCrl: scrl"), True),  # deliberate
+    ("tls-istio-mutual", https("mode: ISTIO_MUTUAL"), True),  # deliberate: no mesh mTLS
+    ("tls-istio-mutual-with-certificate", https("mode: ISTIO_MUTUAL, serverCertificate: a"), False),
+    (
+        "tls-istio-mutual-with-credential",
+        https("mode: ISTIO_MUTUAL, credentialName: some-cred"),
+        False,
+    ),
+    (
+        "tls-cipher-suites",
+        https("mode: SIMPLE, credentialName: sds-name, cipherSuites: [ECDHE-ECDSA-AES128-SHA]"),
+        True,
+    ),  # deliberate: Envoy's default suites
+    ("tls-crl-simple", https("mode: SIMPLE, caCrl: crl"), False),
+    (
+        "tls-crl-with-credential",
+        https("mode: SIMPLE, caCrl: crl, credentialName: credential"),
+        True,
+    ),  # deliberate
+    ("tls-mode-lower-case", https("mode: simple, credentialName: c"), False),
+    # VirtualServices bound to gateways (TestValidateVirtualService)
+    (
+        "vs-auto-passthrough-sni-host",
+        vs(
+            "hosts: [outbound_.15010_._.istiod.istio-system.svc.cluster.local]\n"
+            "gateways: [ns1/gateway]\ntls:\n- match: [{sniHosts: [outbound_.15010_._.istiod.istio-system.svc.cluster.local]}]\n"
+            "  route: [{destination: {host: istiod.istio-system.svc.cluster.local}}]\n"
+        ),
+        True,
+    ),  # deliberate: AUTO_PASSTHROUGH is not supported
+    (
+        "vs-legacy-fqdn-gateway",
+        vs(f"hosts: [foo.bar]\ngateways: [gateway.example.com]\nhttp: [{{{R}}}]\n"),
+        True,
+    ),
+    (
+        "vs-namespace-gateway",
+        vs(f"hosts: [foo.bar]\ngateways: [ns1/gateway]\nhttp: [{{{R}}}]\n"),
+        True,
+    ),
+    ("vs-gateway-any-name", vs(f"hosts: [foo.bar]\ngateways: ['ns1/*']\nhttp: [{{{R}}}]\n"), False),
+    (
+        "vs-gateway-any-namespace",
+        vs(f"hosts: [foo.bar]\ngateways: ['*/gateway']\nhttp: [{{{R}}}]\n"),
+        False,
+    ),
+    (
+        "vs-gateway-own-namespace-dot",
+        vs(f"hosts: [foo.bar]\ngateways: [./gateway]\nhttp: [{{{R}}}]\n"),
+        False,
+    ),
+    ("vs-wildcard-for-mesh", vs(f"hosts: ['*']\nhttp: [{{{R}}}]\n"), False),
+    (
+        "vs-wildcard-for-mesh-and-gateway",
+        vs(f"hosts: ['*']\ngateways: [gw, mesh]\nhttp: [{{{R}}}]\n"),
+        False,
+    ),
+    (
+        "vs-wildcard-for-gateway",
+        vs(f"hosts: ['*']\ngateways: [somegateway]\nhttp: [{{{R}}}]\n"),
+        True,
+    ),
+    (
+        "vs-wildcard-and-host-for-gateway",
+        vs(f"hosts: ['*', foo.com]\ngateways: [gw]\nhttp: [{{{R}}}]\n"),
+        False,
+    ),
+    (
+        "vs-tls-route-without-destination",
+        vs("hosts: [foo.bar]\ngateways: [gw]\ntls:\n- match: [{sniHosts: [foo.bar]}]\n"),
+        False,
+    ),
+    (
+        "vs-tls-route-without-match",
+        vs("hosts: [foo.bar]\ngateways: [gw]\ntls:\n- route: [{destination: {host: foo.bar}}]\n"),
+        False,
+    ),
+    (
+        "vs-tls-route-for-gateway",
+        vs(
+            "hosts: ['*.example.com']\ngateways: [gw]\ntls:\n- match: [{sniHosts: [a.example.com], port: 443}]\n"
+            "  route: [{destination: {host: a.example.com, port: {number: 443}}}]\n"
+        ),
+        True,
+    ),
+    (
+        "vs-tls-route-sni-outside-hosts",
+        vs(
+            "hosts: [foo.bar]\ngateways: [gw]\ntls:\n- match: [{sniHosts: [other.bar]}]\n"
+            "  route: [{destination: {host: foo.bar}}]\n"
+        ),
+        False,
+    ),
+    (
+        "vs-tls-route-ip-sni-host",
+        vs(
+            "hosts: [foo.bar]\ngateways: [gw]\ntls:\n- match: [{sniHosts: [1.1.1.1]}]\n"
+            "  route: [{destination: {host: foo.bar}}]\n"
+        ),
+        True,
+    ),
+    (
+        "vs-tls-route-bad-sni-wildcard",
+        vs(
+            "hosts: [foo.bar]\ngateways: [gw]\ntls:\n- match: [{sniHosts: ['foo.*.com']}]\n"
+            "  route: [{destination: {host: foo.bar}}]\n"
+        ),
+        False,
+    ),
+    (
+        "vs-tls-route-for-mesh",
+        vs(
+            "hosts: [foo.bar]\ntls:\n- match: [{sniHosts: [1.1.1.1]}]\n"
+            "  route: [{destination: {host: foo.bar}}]\n"
+        ),
+        True,
+    ),  # deliberate: sidecars have no TLS routes in istiolite
+    ("vs-match-gateways", http(R + ", match: [{gateways: [ns1/gw, mesh]}]"), True),
+    ("vs-match-bad-gateway", http(R + ", match: [{gateways: ['b@d']}]"), False),
+    (
+        "vs-tcp-match-gateways",
+        vs(
+            "hosts: [foo.bar]\ngateways: [gw]\ntcp:\n- match: [{gateways: [gw], port: 31400}]\n  route: [{destination: {host: foo.bar}}]\n"
+        ),
+        True,
+    ),
+    # ServiceEntry (TestValidateServiceEntries)
+    (
+        "se-dns",
+        service_entry(
+            "hosts: ['*.google.com']\n" + HTTP_PORTS + GOOGLE_ENDPOINTS + "resolution: DNS\n"
+        ),
+        True,
+    ),
+    (
+        "se-dns-round-robin",
+        service_entry(
+            "hosts: ['*.istio.io']\n"
+            + HTTP_PORTS
+            + "endpoints: [{address: api-v1.istio.io, ports: {http-valid1: 8080}}]\nresolution: DNS_ROUND_ROBIN\n"
+        ),
+        True,
+    ),
+    (
+        "se-dns-tls-mode-label",
+        service_entry(
+            "hosts: ['*.google.com']\n"
+            + HTTP_PORTS
+            + "endpoints: [{address: lon.google.com, ports: {http-valid1: 8080}, labels: {security.istio.io/tlsMode: istio}}]\n"
+            "resolution: DNS\n"
+        ),
+        True,
+    ),
+    (
+        "se-dns-one-host-address-https",
+        service_entry(
+            "hosts: [httpbin.org]\naddresses: [10.10.10.10]\n"
+            "ports: [{number: 80, protocol: http, name: http-valid1}, {number: 443, protocol: https, name: https}]\n"
+            "resolution: DNS\n"
+        ),
+        True,
+    ),
+    (
+        "se-dns-two-hosts-address-https",
+        service_entry(
+            "hosts: [httpbin.org, wikipedia.org]\naddresses: [10.10.10.10]\n"
+            "ports: [{number: 80, protocol: http, name: http-valid1}, {number: 443, protocol: https, name: https}]\n"
+            "resolution: DNS\n"
+        ),
+        True,
+    ),
+    (
+        "se-dns-address",
+        service_entry(
+            "hosts: ['*.google.com']\naddresses: [10.10.10.10]\n"
+            + HTTP_PORTS
+            + GOOGLE_ENDPOINTS
+            + "resolution: DNS\n"
+        ),
+        True,
+    ),
+    (
+        "se-dns-ip-endpoint",
+        service_entry(
+            "hosts: ['*.google.com']\n"
+            + HTTP_PORTS
+            + "endpoints: [{address: 1.1.1.1, ports: {http-valid1: 8080}}, {address: in.google.com, ports: {http-valid2: 9080}}]\nresolution: DNS\n"
+        ),
+        True,
+    ),
+    (
+        "se-dynamic-dns",
+        service_entry("hosts: ['*.google.com']\n" + HTTP_PORTS + "resolution: DYNAMIC_DNS\n"),
+        True,
+    ),  # deliberate
+    (
+        "se-dynamic-dns-tcp",
+        service_entry(
+            "hosts: ['*.google.com']\nports: [{number: 81, protocol: TCP, name: tcp-valid1}]\nresolution: DYNAMIC_DNS\n"
+        ),
+        False,
+    ),
+    (
+        "se-empty-hosts",
+        service_entry(
+            "ports: [{number: 80, protocol: http, name: http-valid1}]\nresolution: DNS\n"
+        ),
+        False,
+    ),
+    (
+        "se-bad-host",
+        service_entry(
+            "hosts: ['-']\nports: [{number: 80, protocol: http, name: http-valid1}]\nresolution: DNS\n"
+        ),
+        False,
+    ),
+    (
+        "se-full-wildcard",
+        service_entry(
+            "hosts: [foo.com, '*']\nports: [{number: 80, protocol: http, name: http-valid1}]\nresolution: DNS\n"
+        ),
+        False,
+    ),
+    (
+        "se-short-name",
+        service_entry(
+            "hosts: [foo, bar.com]\nports: [{number: 80, protocol: http, name: http-valid1}]\n"
+            "endpoints: [{address: in.google.com, ports: {http-valid1: 9080}}]\nresolution: DNS\n"
+        ),
+        True,
+    ),
+    (
+        "se-undefined-endpoint-port",
+        service_entry(
+            "hosts: [google.com]\nports: [{number: 80, protocol: http, name: http-valid1}, {number: 8080, protocol: http, name: http-valid2}]\n"
+            "endpoints: [{address: lon.google.com, ports: {http-valid1: 8080}}, {address: in.google.com, ports: {http-dne: 9080}}]\nresolution: DNS\n"
+        ),
+        False,
+    ),
+    (
+        "se-dns-wildcard-endpoint",
+        service_entry(
+            "hosts: ['*.google.com']\n"
+            + HTTP_PORTS
+            + "endpoints: [{address: '*.lon.google.com', ports: {http-valid1: 8080}}]\nresolution: DNS\n"
+        ),
+        False,
+    ),
+    (
+        "se-dns-wildcard-host-no-endpoints",
+        service_entry("hosts: ['*.google.com']\n" + HTTP_PORTS + "resolution: DNS\n"),
+        False,
+    ),
+    (
+        "se-dns-no-endpoints",
+        service_entry("hosts: [google.com]\n" + HTTP_PORTS + "resolution: DNS\n"),
+        True,
+    ),
+    (
+        "se-dns-unix-endpoint",
+        service_entry(
+            "hosts: ['*.google.com']\nports: [{number: 80, protocol: http, name: http-valid1}]\nendpoints: [{address: 'unix:///lon/google/com'}]\nresolution: DNS\n"
+        ),
+        False,
+    ),
+    ("se-none", service_entry("hosts: [google.com]\n" + HTTP_PORTS + "resolution: NONE\n"), True),
+    ("se-default-resolution", service_entry("hosts: [google.com]\n" + HTTP_PORTS), True),
+    (
+        "se-none-endpoints",
+        service_entry(
+            "hosts: [google.com]\n"
+            + HTTP_PORTS
+            + "endpoints: [{address: lon.google.com, ports: {http-valid1: 8080}}]\nresolution: NONE\n"
+        ),
+        False,
+    ),
+    (
+        "se-none-cidr",
+        service_entry(
+            "hosts: [google.com]\naddresses: [172.1.2.16/16]\n" + HTTP_PORTS + "resolution: NONE\n"
+        ),
+        True,
+    ),
+    (
+        "se-static-cidr-endpoints",
+        service_entry(
+            "hosts: [google.com]\naddresses: [172.1.2.16/16]\n"
+            + HTTP_PORTS
+            + "endpoints: [{address: 1.1.1.1, ports: {http-valid1: 8080}}, {address: 2.2.2.2, ports: {http-valid2: 9080}}]\nresolution: STATIC\n"
+        ),
+        True,
+    ),
+    (
+        "se-static",
+        service_entry(
+            "hosts: [google.com]\naddresses: [172.1.2.16]\n"
+            + HTTP_PORTS
+            + "endpoints: [{address: 1.1.1.1, ports: {http-valid1: 8080}}, {address: 2.2.2.2, ports: {http-valid2: 9080}}]\nresolution: STATIC\n"
+        ),
+        True,
+    ),
+    (
+        "se-static-fqdn-endpoint",
+        service_entry(
+            "hosts: [google.com]\naddresses: [172.1.2.16]\n"
+            + HTTP_PORTS
+            + "endpoints: [{address: google.com, ports: {http-valid1: 8080}}, {address: 2.2.2.2, ports: {http-valid2: 9080}}]\nresolution: STATIC\n"
+        ),
+        False,
+    ),
+    (
+        "se-static-no-endpoints",
+        service_entry(
+            "hosts: [google.com]\naddresses: [172.1.2.16]\n" + HTTP_PORTS + "resolution: STATIC\n"
+        ),
+        True,
+    ),
+    (
+        "se-static-undefined-endpoint-port",
+        service_entry(
+            "hosts: [google.com]\naddresses: [172.1.2.16]\n"
+            + HTTP_PORTS
+            + "endpoints: [{address: 1.1.1.1, ports: {http-valid1: 8080}}, {address: 2.2.2.2, ports: {http-dne: 9080}}]\nresolution: STATIC\n"
+        ),
+        False,
+    ),
+    (
+        "se-port-names-conflict",
+        service_entry(
+            "hosts: [google.com]\nports: [{number: 80, protocol: http, name: http-conflict}, {number: 8080, protocol: http, name: http-conflict}]\n"
+        ),
+        False,
+    ),
+    (
+        "se-port-numbers-conflict",
+        service_entry(
+            "hosts: [google.com]\nports: [{number: 80, protocol: http, name: http-conflict1}, {number: 80, protocol: http, name: http-conflict2}]\n"
+        ),
+        False,
+    ),
+    (
+        "se-port-without-name",
+        service_entry("hosts: [google.com]\nports: [{number: 80, protocol: http}]\n"),
+        False,
+    ),
+    (
+        "se-port-bad-name",
+        service_entry("hosts: [google.com]\nports: [{number: 80, protocol: http, name: Http_1}]\n"),
+        False,
+    ),
+    (
+        "se-port-kafka",
+        service_entry(
+            "hosts: [google.com]\nports: [{number: 9092, protocol: kafka, name: kafka}]\n"
+        ),
+        False,
+    ),
+    (
+        "se-unix-socket",
+        service_entry(
+            "hosts: [uds.cluster.local]\nports: [{number: 6553, protocol: grpc, name: grpc-service1}]\nresolution: STATIC\nendpoints: [{address: 'unix:///path/to/socket'}]\n"
+        ),
+        True,
+    ),  # deliberate: no unix domain socket endpoints
+    (
+        "se-unix-socket-relative",
+        service_entry(
+            "hosts: [uds.cluster.local]\nports: [{number: 6553, protocol: grpc, name: grpc-service1}]\nresolution: STATIC\nendpoints: [{address: 'unix://./relative/path.sock'}]\n"
+        ),
+        False,
+    ),
+    (
+        "se-empty-protocol",
+        service_entry(
+            "hosts: [google.com]\naddresses: [172.1.2.16/16]\nports: [{number: 80, protocol: http, name: http-valid1}, {number: 8080, name: http-valid2}]\nresolution: NONE\n"
+        ),
+        True,
+    ),
+    (
+        "se-selector",
+        service_entry(
+            "hosts: [google.com]\nworkloadSelector: {labels: {foo: bar}}\nports: [{number: 80, protocol: http, name: http-valid1}]\n"
+        ),
+        True,
+    ),  # deliberate
+    (
+        "se-selector-and-endpoints",
+        service_entry(
+            "hosts: [google.com]\nworkloadSelector: {labels: {foo: bar}}\nports: [{number: 80, protocol: http, name: http-valid1}]\nendpoints: [{address: 1.1.1.1}]\n"
+        ),
+        False,
+    ),
+    (
+        "se-target-ports-repeated",
+        service_entry(
+            "hosts: [google.com]\nresolution: DNS\nports: [{number: 80, protocol: http, name: http-valid1, targetPort: 80}, {number: 81, protocol: http, name: http-valid2, targetPort: 80}]\n"
+        ),
+        True,
+    ),
+    (
+        "se-target-port",
+        service_entry(
+            "hosts: [google.com]\nresolution: DNS\nports: [{number: 80, protocol: http, name: http-valid1, targetPort: 81}]\n"
+        ),
+        True,
+    ),
+    (
+        "se-target-port-zero",
+        service_entry(
+            "hosts: [google.com]\nresolution: DNS\nports: [{number: 80, protocol: http, name: http-valid1, targetPort: 0}]\n"
+        ),
+        True,
+    ),
+    (
+        "se-target-port-65536",
+        service_entry(
+            "hosts: [google.com]\nresolution: DNS\nports: [{number: 80, protocol: http, name: http-valid1, targetPort: 65536}]\n"
+        ),
+        False,
+    ),
+    (
+        "se-endpoint-port",
+        service_entry(
+            "hosts: [google.com]\nports: [{number: 80, protocol: http, name: http-valid1, targetPort: 81}]\nresolution: STATIC\nendpoints: [{address: 1.1.1.1, ports: {http-valid1: 8081}}]\n"
+        ),
+        True,
+    ),
+    (
+        "se-endpoint-port-65536",
+        service_entry(
+            "hosts: [google.com]\nports: [{number: 80, protocol: http, name: http-valid1, targetPort: 81}]\nresolution: STATIC\nendpoints: [{address: 1.1.1.1, ports: {http-valid1: 65536}}]\n"
+        ),
+        False,
+    ),
+    (
+        "se-no-protocol-no-addresses",
+        service_entry(
+            "hosts: [google.com]\naddresses: []\nports: [{number: 80, protocol: http, name: http-valid1}, {number: 8080, name: http-valid2}]\nresolution: NONE\n"
+        ),
+        True,
+    ),
+    (
+        "se-tcp-no-addresses",
+        service_entry(
+            "hosts: [google.com]\nports: [{number: 80, protocol: http, name: http-valid1}, {number: 81, protocol: TCP, name: tcp-valid1}]\nresolution: NONE\n"
+        ),
+        True,
+    ),
+    (
+        "se-dns-round-robin-two-endpoints",
+        service_entry(
+            "hosts: [google.com]\nports: [{number: 8081, protocol: http, name: http-valid1}]\n"
+            "endpoints: [{address: api-v1.istio.io, ports: {http-valid1: 8081}}, {address: 1.1.1.2, ports: {http-valid1: 8081}}]\nresolution: DNS_ROUND_ROBIN\n"
+        ),
+        False,
+    ),
+    (
+        "se-dns-round-robin-no-endpoints",
+        service_entry(
+            "hosts: [google.com]\nports: [{number: 8081, protocol: http, name: http-valid1}]\nendpoints: []\nresolution: DNS_ROUND_ROBIN\n"
+        ),
+        True,
+    ),
+    (
+        "se-partial-wildcard-hosts",
+        service_entry(
+            "hosts: ['*.nytimes.com', '*washingtonpost.com']\nports: [{number: 443, protocol: HTTPS, name: https-nytimes}]\nresolution: NONE\n"
+        ),
+        True,
+    ),
+    (
+        "se-network-without-address",
+        service_entry(
+            "hosts: [www.example.com]\nports: [{number: 443, protocol: HTTPS, name: https-example}]\nendpoints: [{network: cluster-1}]\nresolution: STATIC\n"
+        ),
+        True,
+    ),  # deliberate
+    (
+        "se-cidr-with-dns",
+        service_entry("hosts: [example.com]\naddresses: [1.2.3.4/16]\nresolution: DNS\n"),
+        False,
+    ),
+    ("se-bad-cidr", service_entry("hosts: [example.com]\naddresses: [1.2.3.4/99]\n"), False),
+    (
+        "se-two-hosts-tcp-dns",
+        service_entry(
+            "hosts: [a.example.com, b.example.com]\nports: [{number: 5432, protocol: TCP, name: tcp}]\nresolution: DNS\n"
+        ),
+        False,
+    ),
+    (
+        "se-two-hosts-tcp-none",
+        service_entry(
+            "hosts: [a.example.com, b.example.com]\nports: [{number: 5432, protocol: TCP, name: tcp}]\nresolution: NONE\n"
+        ),
+        True,
+    ),
+    ("se-export-to-nobody", service_entry("hosts: [example.com]\nexportTo: ['~']\n"), True),
+    (
+        "se-export-to-nobody-and-a-namespace",
+        service_entry("hosts: [example.com]\nexportTo: ['~', ns1]\n"),
+        False,
+    ),
+    (
+        "se-export-to-dot-and-own-namespace",
+        service_entry("hosts: [example.com]\nexportTo: ['.', ns5]\n"),
+        False,
+    ),
+    (
+        "se-location-internal",
+        service_entry(
+            "hosts: [db.internal]\nlocation: MESH_INTERNAL\nports: [{number: 5432, protocol: TCP, name: tcp}]\n"
+        ),
+        True,
+    ),
+    (
+        "se-location-unknown",
+        service_entry("hosts: [db.internal]\nlocation: MESH_SOMEWHERE\n"),
+        False,
+    ),
+    # WorkloadEntry (TestValidateWorkloadEntry)
+    ("we-valid", workload_entry("address: 1.2.3.4\n"), True),
+    ("we-missing-address", workload_entry("{}\n"), False),
+    ("we-missing-address-with-network", workload_entry("network: network-2\n"), True),  # deliberate
+    ("we-unix-endpoint", workload_entry("address: 'unix:///lon/google/com'\n"), True),  # deliberate
+    (
+        "we-unix-endpoint-with-ports",
+        workload_entry("address: 'unix:///lon/google/com'\nports: {'7777': 7777}\n"),
+        False,
+    ),
+    ("we-fqdn", workload_entry("address: validdns.com\nports: {'7777': 7777}\n"), True),
+    (
+        "we-fqdn-with-port",
+        workload_entry("address: 'invaliddns.com:9443'\nports: {'7777': 7777}\n"),
+        False,
+    ),
+    ("we-ip", workload_entry("address: 172.16.1.1\nports: {'7777': 7777}\n"), True),
+    ("we-bad-port-name", workload_entry("address: 172.16.1.1\nports: {Http_1: 80}\n"), False),
+    ("we-bad-label", workload_entry("address: 172.16.1.1\nlabels: {'-bad': x}\n"), False),
     # Sidecar
     ("sidecar-empty", sidecar("{}\n"), False),
     ("sidecar-default", egress("*/*"), True),
@@ -713,7 +1478,32 @@ CASES = [
     ),
 ]
 # Cases where istiolite decides otherwise on purpose (docs/api.md lists each with its reason).
-DELIBERATE = {"vs-timeout-zero": True, "traffic-policy-tls-mutual": False}
+DELIBERATE = {
+    "vs-timeout-zero": True,
+    "traffic-policy-tls-mutual": False,
+    "gateway-https-redirect-on-https": False,
+    "server-bind-ip": False,
+    "server-bind-unix": False,
+    "server-port-mongo": False,
+    "server-ports-shared-by-http-and-tcp": False,
+    "tls-simple-files": False,
+    "tls-simple-sds-key-only": False,
+    "tls-mutual-sds-with-ca-file": False,
+    "tls-mutual-credential-names": False,
+    "tls-passthrough-with-credential": False,
+    "tls-passthrough-with-crl": False,
+    "tls-istio-mutual": False,
+    "tls-cipher-suites": False,
+    "tls-crl-with-credential": False,
+    "vs-auto-passthrough-sni-host": False,
+    "vs-tls-route-for-mesh": False,
+    "se-dynamic-dns": False,
+    "se-unix-socket": False,
+    "se-selector": False,
+    "se-network-without-address": False,
+    "we-missing-address-with-network": False,
+    "we-unix-endpoint": False,
+}
 
 
 @pytest.mark.parametrize(("document", "istio"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])

@@ -1,6 +1,6 @@
 """Kinds istiolite would silently ignore are errors that name the kind and what is supported.
 
-A Gateway, a ServiceEntry or an AuthorizationPolicy dropped into the config directory, or a
+An EnvoyFilter or an AuthorizationPolicy dropped into the config directory, or a
 misspelt DestinationRule, was accepted without a word (and `analyze` said "No validation
 issues found"), leaving the user believing it in force. Kinds of other concerns, as
 `kubectl apply` users keep them beside their mesh config, stay ignored.
@@ -16,7 +16,10 @@ from click.testing import CliRunner
 from istiolite.api import Other, parse_yaml
 from istiolite.cli import main
 
-SUPPORTED_LIST = "VirtualService, DestinationRule, Sidecar, WorkloadEntry (networking.istio.io/v1)"
+SUPPORTED_LIST = (
+    "VirtualService, DestinationRule, Sidecar, WorkloadEntry, Gateway, ServiceEntry "
+    "(networking.istio.io/v1); Service, Pod, Secret (v1)"
+)
 
 
 def document(api_version: str, kind: str) -> str:
@@ -33,8 +36,6 @@ def only_error(api_version: str, kind: str) -> tuple[str, str]:
 @pytest.mark.parametrize(
     ("api_version", "kind"),
     [
-        ("networking.istio.io/v1", "Gateway"),
-        ("networking.istio.io/v1beta1", "ServiceEntry"),
         ("networking.istio.io/v1alpha3", "EnvoyFilter"),
         ("networking.istio.io/v1", "WorkloadGroup"),
         ("networking.istio.io/v1", "ProxyConfig"),
@@ -66,6 +67,10 @@ def test_a_kind_of_a_mesh_group_that_istiolite_does_not_implement_is_an_error(
         ("networking.istio.io/v1", "virtualservice", "VirtualService"),
         ("networking.istio.io/v1", "Sidecr", "Sidecar"),
         ("networking.istio.io/v1", "WorkloadEntries", "WorkloadEntry"),
+        ("networking.istio.io/v1", "Gatway", "Gateway"),
+        ("networking.istio.io/v1beta1", "ServiceEntries", "ServiceEntry"),
+        ("networking.istio.io/v1", "gateway", "Gateway"),
+        ("v1", "Secrets", "Secret"),
         ("v1", "Servce", "Service"),
         ("v1", "Services", "Service"),
         ("v1", "Pods", "Pod"),
@@ -82,6 +87,13 @@ def test_a_misspelt_kind_is_an_error_that_names_the_kind_meant(
     assert SUPPORTED_LIST in message
 
 
+def test_gateway_apis_gateway_is_not_taken_for_istios() -> None:
+    field, message = only_error("gateway.networking.k8s.io/v1", "Gateway")
+    assert field == "kind"
+    assert message.startswith("gateway.networking.k8s.io kind 'Gateway' is not supported")
+    assert "istiolite reads Gateway as networking.istio.io/v1" in message
+
+
 @pytest.mark.parametrize(
     ("api_version", "kind", "accepted"),
     [
@@ -91,6 +103,7 @@ def test_a_misspelt_kind_is_an_error_that_names_the_kind_meant(
         ("discovery.k8s.io/v1beta1", "EndpointSlice", "discovery.k8s.io/v1,"),
         ("v2", "Service", "must be one of v1,"),
         ("security.istio.io/v1", "Sidecar", "networking.istio.io/v1,"),
+        ("networking.istio.io/v1", "Secret", "must be one of v1,"),
     ],
 )
 def test_a_supported_kind_in_another_kubernetes_or_istio_group_is_an_error(

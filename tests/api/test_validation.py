@@ -159,16 +159,19 @@ BROKEN = [
         "use percentage.value",
     ),
     (
-        "non-mesh-gateway",
-        vs("hosts: [reviews]\ngateways: [bookinfo-gateway]\nhttp:\n- " + ROUTE),
+        "gateway-of-every-namespace",
+        vs("hosts: [reviews]\ngateways: ['*/bookinfo-gateway']\nhttp:\n- " + ROUTE),
         "spec.gateways[0]",
-        "only 'mesh' is accepted",
+        "namespace/name with both parts DNS labels",
     ),
     (
-        "tls-routes-unsupported",
-        vs("hosts: [reviews]\ntls:\n- route: []\n"),
+        "tls-routes-for-sidecars",
+        vs(
+            "hosts: [reviews]\ntls:\n- match: [{sniHosts: [reviews]}]\n"
+            "  route: [{destination: {host: reviews}}]\n"
+        ),
         "spec.tls",
-        "not supported: TLS (SNI) routes",
+        "TLS (SNI) routes are for gateways' PASSTHROUGH servers",
     ),
     (
         "hosts-missing",

@@ -20,20 +20,24 @@ def test_dry_run_prints_applicable_yaml_and_needs_no_cluster(
     objects = list(yaml.safe_load_all(result.output))
     assert [o["kind"] for o in objects] == [
         "Namespace",
-        "CustomResourceDefinition",
-        "CustomResourceDefinition",
-        "CustomResourceDefinition",
+        *["CustomResourceDefinition"] * 5,
         "ServiceAccount",
         "ClusterRole",
         "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
         "Secret",
+        "Deployment",
+        "Service",
+        "ServiceAccount",  # the ingress gateway's three
         "Deployment",
         "Service",
         "MutatingWebhookConfiguration",
     ]
-    [deployment] = [o for o in objects if o["kind"] == "Deployment"]
-    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == (
-        "istiolite/pilot:1.2.3"
+    istiod, gateway = [o for o in objects if o["kind"] == "Deployment"]
+    assert istiod["spec"]["template"]["spec"]["containers"][0]["image"] == ("istiolite/pilot:1.2.3")
+    assert gateway["spec"]["template"]["spec"]["containers"][0]["image"] == (
+        "istiolite/proxy:1.2.3"
     )
 
 

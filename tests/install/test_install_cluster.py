@@ -57,11 +57,16 @@ def contains(got: Any, want: Any, path: str = "") -> list[str]:
     return [] if got == want else [f"{path}: {got!r} != {want!r}"]
 
 
-def set_deployment_status(kubeconfig: Path, status: dict[str, Any]) -> None:
+DEPLOYMENTS = (manifests.ISTIOD_DEPLOYMENT, manifests.GATEWAY_DEPLOYMENT)
+
+
+def set_deployment_status(
+    kubeconfig: Path, status: dict[str, Any], name: str = manifests.NAME
+) -> None:
     with admin(kubeconfig) as client:
         client.patch(
             Deployment.Status,
-            manifests.NAME,
+            name,
             {"status": status},
             namespace=manifests.NAMESPACE,
             patch_type=PatchType.MERGE,
@@ -69,22 +74,26 @@ def set_deployment_status(kubeconfig: Path, status: dict[str, Any]) -> None:
 
 
 def available(kubeconfig: Path, cluster: Cluster) -> None:
-    deployment = cluster.get(manifests.ref(manifests.deployment(Values())))
-    assert deployment is not None
-    generation = deployment["metadata"]["generation"]
-    set_deployment_status(
-        kubeconfig,
-        {
-            "observedGeneration": generation,
-            "replicas": 1,
-            "updatedReplicas": 1,
-            "readyReplicas": 1,
-            "availableReplicas": 1,
-            "conditions": [
-                {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"}
-            ],
-        },
-    )
+    """Every installed Deployment available, as the deployment controller would say."""
+    for ref in DEPLOYMENTS:
+        deployment = cluster.get(ref)
+        if deployment is None:
+            continue
+        generation = deployment["metadata"]["generation"]
+        set_deployment_status(
+            kubeconfig,
+            {
+                "observedGeneration": generation,
+                "replicas": 1,
+                "updatedReplicas": 1,
+                "readyReplicas": 1,
+                "availableReplicas": 1,
+                "conditions": [
+                    {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"}
+                ],
+            },
+            ref.name,
+        )
 
 
 def test_install_creates_every_object_as_rendered(kubeconfig: Path, cluster: Cluster) -> None:
@@ -171,19 +180,23 @@ def test_uninstall_removes_what_install_created_but_the_crds_and_namespace(
     assert all(line.endswith(" not found") for line in again.output.splitlines())
 
 
-def test_verify_install_passes_once_istiod_is_available(kubeconfig: Path, cluster: Cluster) -> None:
+def test_verify_install_passes_once_istiod_and_the_gateway_are_available(
+    kubeconfig: Path, cluster: Cluster
+) -> None:
     installed(kubeconfig)
-    set_deployment_status(kubeconfig, {"observedGeneration": 0})
+    for ref in DEPLOYMENTS:
+        set_deployment_status(kubeconfig, {"observedGeneration": 0}, ref.name)
     pending = run("verify-install", kubeconfig=kubeconfig)
     assert pending.exit_code == 1
     failed = [line for line in pending.output.splitlines() if line.startswith("FAIL")]
     assert failed == [
-        "FAIL  Deployment istio-system/istiod: "
+        f"FAIL  Deployment istio-system/{name}: "
         "the deployment controller has not acted on the latest spec yet"
+        for name in ("istiod", "istio-ingressgateway")
     ]
     # One check per installed object, and one that the webhook's caBundle verifies istiod's cert.
     checks = len(manifests.inventory()) + 1
-    assert f"Error: 1 of {checks} checks failed: Deployment istio-system/istiod" in pending.output
+    assert f"Error: 2 of {checks} checks failed: Deployment istio-system/istiod" in pending.output
 
     available(kubeconfig, cluster)
     passed = run("verify-install", kubeconfig=kubeconfig)
@@ -288,7 +301,58 @@ def test_wait_times_out_naming_what_keeps_istiod_unavailable(
 
     available(kubeconfig, cluster)
     done = installed(kubeconfig, "--wait", "--timeout=10s")
-    assert done.splitlines()[-1] == "istio-system/istiod is available"
+    assert done.splitlines()[-2:] == [
+        "istio-system/istiod is available",
+        "istio-system/istio-ingressgateway is available",
+    ]
+
+
+def test_the_gateway_can_be_left_out_and_is_removed_when_turned_off(
+    kubeconfig: Path, cluster: Cluster
+) -> None:
+    off = "gateways.ingress.enabled=false"
+    gateway = [r for r in manifests.inventory() if r not in manifests.expected(gateway=False)]
+    assert [str(r) for r in gateway] == [
+        "ServiceAccount istio-system/istio-ingressgateway-service-account",
+        "Deployment istio-system/istio-ingressgateway",
+        "Service istio-system/istio-ingressgateway",
+    ]
+    installed(kubeconfig)
+    available(kubeconfig, cluster)
+    output = installed(kubeconfig, "--set", off)
+    assert output.splitlines()[-3:] == [
+        "service/istio-ingressgateway deleted (gateways.ingress.enabled=false)",
+        "deployment/istio-ingressgateway deleted (gateways.ingress.enabled=false)",
+        "serviceaccount/istio-ingressgateway-service-account deleted "
+        "(gateways.ingress.enabled=false)",
+    ]
+    assert all(cluster.get(r) is None for r in gateway)
+    # verify-install knows it was left out, from what install recorded on istiod.
+    available(kubeconfig, cluster)
+    checks = len(manifests.expected(gateway=False)) + 1
+    result = run("verify-install", kubeconfig=kubeconfig)
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == f"all {checks} checks passed"
+    assert "istio-ingressgateway" not in result.output
+    assert "deleted" not in installed(kubeconfig, "--set", off)  # nothing left to remove
+
+    installed(kubeconfig)  # as the other tests found it
+    available(kubeconfig, cluster)
+    with admin(kubeconfig) as client:
+        client.delete(Deployment, "istio-ingressgateway", namespace=manifests.NAMESPACE)
+    missing = run("verify-install", kubeconfig=kubeconfig)
+    assert missing.exit_code == 1
+    assert "FAIL  Deployment istio-system/istio-ingressgateway: not found" in missing.output
+    installed(kubeconfig)
+
+
+def test_the_gateway_service_keeps_its_fixed_node_ports(kubeconfig: Path, cluster: Cluster) -> None:
+    installed(kubeconfig)
+    service = cluster.get(manifests.ref(manifests.gateway_service()))
+    assert service is not None and service["spec"]["type"] == "LoadBalancer"
+    ports = {p["name"]: (p["port"], p.get("nodePort")) for p in service["spec"]["ports"]}
+    assert ports["http2"] == (80, 31080) and ports["https"] == (443, 31443)
+    assert ports["status-port"][1] is not None  # one the API server chose
 
 
 def test_a_forbidden_request_names_the_resource_and_the_identity(

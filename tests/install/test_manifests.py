@@ -40,11 +40,37 @@ CASES = {
         "cpuLimit=2",
         "memoryLimit=",
     ],
+    "no-gateway": ["gateways.ingress.enabled=false"],
 }
 
 
 def by_kind(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {o["kind"]: o for o in objects if o["kind"] != "CustomResourceDefinition"}
+    """istiod's objects by kind (the gateway's are `gateway_objects`)."""
+    return {
+        o["kind"]: o
+        for o in objects
+        if o["kind"] != "CustomResourceDefinition"
+        and "istio-ingressgateway" not in str(o["metadata"])
+    }
+
+
+def gateway_objects(values: list[str] | None = None) -> dict[str, dict[str, Any]]:
+    objects = render(from_sets(values or []), CERTS)
+    return {
+        o["kind"]: o
+        for o in objects
+        if o["metadata"].get("labels", {}).get("app") == "istio-ingressgateway"
+    }
+
+
+def grants(role: dict[str, Any]) -> set[tuple[str, str, str]]:
+    return {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -66,27 +92,92 @@ def test_the_crds_are_the_shipped_ones_applied_right_after_the_namespace() -> No
         "virtualservices.networking.istio.io",
         "destinationrules.networking.istio.io",
         "sidecars.networking.istio.io",
+        "gateways.networking.istio.io",
+        "serviceentries.networking.istio.io",
     ]
-    assert [o["kind"] for o in objects[:4]] == ["Namespace", *["CustomResourceDefinition"] * 3]
-    assert objects[1:4] == shipped
+    assert [o["kind"] for o in objects[:6]] == ["Namespace", *["CustomResourceDefinition"] * 5]
+    assert objects[1:6] == shipped
     assert objects[-1]["kind"] == "MutatingWebhookConfiguration"  # last: istiod exists by then
 
 
 def test_the_cluster_role_grants_exactly_what_the_kube_registry_uses() -> None:
     role = by_kind(render(from_sets([]), CERTS))["ClusterRole"]
-    granted = {
-        (group, resource, verb)
-        for rule in role["rules"]
-        for group in rule["apiGroups"]
-        for resource in rule["resources"]
-        for verb in rule["verbs"]
-    }
     watched = {("", r) for r in ("services", "pods", "nodes", "namespaces")}
     watched |= {("discovery.k8s.io", "endpointslices")}
-    istio = ("virtualservices", "destinationrules", "sidecars")
+    istio = ("virtualservices", "destinationrules", "sidecars", "gateways", "serviceentries")
     watched |= {("networking.istio.io", r) for r in istio}
     expected = {(g, r, v) for g, r in watched for v in ("list", "watch")}
-    assert granted == expected | {("", "events", "create")}
+    assert grants(role) == expected | {("", "events", "create")}
+
+
+def test_istiod_reads_secrets_in_istio_system_only_and_the_gateway_reads_none() -> None:
+    objects = render(from_sets([]), CERTS)
+    istiod = by_kind(objects)
+    assert istiod["Role"]["metadata"]["namespace"] == "istio-system"
+    assert grants(istiod["Role"]) == {("", "secrets", v) for v in ("get", "list", "watch")}
+    assert istiod["RoleBinding"]["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "istiod",
+    }
+    assert istiod["RoleBinding"]["subjects"] == [
+        {"kind": "ServiceAccount", "name": "istiod", "namespace": "istio-system"}
+    ]
+    # No other binding names any account; the gateway's pods get no API token at all.
+    bindings = [o for o in objects if o["kind"] in ("RoleBinding", "ClusterRoleBinding")]
+    assert all(b["subjects"][0]["name"] == "istiod" for b in bindings)
+    gateway = gateway_objects()
+    assert gateway["ServiceAccount"]["automountServiceAccountToken"] is False
+    assert (
+        gateway["Deployment"]["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+    )
+
+
+def test_the_ingress_gateway_is_the_proxy_image_in_router_mode_capturing_nothing() -> None:
+    gateway = gateway_objects(["hub=registry.example/mesh", "tag=1.2.3"])
+    deployment = gateway["Deployment"]
+    assert deployment["metadata"]["namespace"] == "istio-system"
+    assert deployment["metadata"]["name"] == "istio-ingressgateway"
+    pod = deployment["spec"]["template"]
+    assert {"istio": "ingressgateway", "app": "istio-ingressgateway"}.items() <= pod["metadata"][
+        "labels"
+    ].items()
+    assert pod["metadata"]["labels"]["sidecar.istio.io/inject"] == "false"
+    assert "initContainers" not in pod["spec"]  # no iptables: nothing is captured
+    [container] = pod["spec"]["containers"]
+    assert container["image"] == "registry.example/mesh/proxy:1.2.3"
+    assert container["args"][:2] == ["proxy", "router"]
+    assert container["args"][2:] == ["--discovery-address", "istiod.istio-system.svc:15010"]
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert container["securityContext"]["runAsNonRoot"] is True
+    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz/ready", "port": 15021}
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"http2": 8080, "https": 8443, "status-port": 15021, "http-envoy-prom": 15090}
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert {"/etc/istio/proxy", "/etc/istio/pod"} <= mounts
+    assert gateway["ServiceAccount"]["metadata"]["name"] == pod["spec"]["serviceAccountName"]
+
+
+def test_the_ingress_gateway_service_is_istios_with_fixed_node_ports() -> None:
+    service = gateway_objects()["Service"]
+    assert service["spec"]["type"] == "LoadBalancer"
+    assert service["spec"]["selector"] == {"app": "istio-ingressgateway", "istio": "ingressgateway"}
+    ports = {
+        p["name"]: (p["port"], p["targetPort"], p.get("nodePort")) for p in service["spec"]["ports"]
+    }
+    assert ports == {
+        "http2": (80, 8080, 31080),
+        "https": (443, 8443, 31443),
+        "status-port": (15021, 15021, None),
+    }
+
+
+def test_the_ingress_gateway_can_be_left_out() -> None:
+    assert gateway_objects(["gateways.ingress.enabled=false"]) == {}
+    without = render(from_sets(["gateways.ingress.enabled=false"]), CERTS)
+    istiod = by_kind(without)["Deployment"]
+    assert istiod["metadata"]["annotations"] == {"install.istiolite.io/ingress-gateway": "false"}
+    assert {manifests.ref(o) for o in without} < set(inventory())  # uninstall still knows it
 
 
 def test_istiod_runs_restricted_with_its_webhook_certificate_mounted() -> None:

@@ -35,12 +35,22 @@ GRANTED = [
     for resource in resources
     for verb in verbs
 ]
+# In istio-system only: the gateway's credentials, served to it over SDS.
+GRANTED_IN_ISTIO_SYSTEM = [
+    (group, resource, verb)
+    for group, resources, verbs in manifests.NAMESPACE_RULES
+    for resource in resources
+    for verb in verbs
+]
 DENIED = [
     ("", "pods", "delete", None),
     ("", "pods", "create", "default"),
     ("", "secrets", "get", "kube-system"),
+    ("", "secrets", "get", "default"),
     ("", "secrets", "list", None),
-    ("", "secrets", "get", manifests.NAMESPACE),  # the kubelet mounts its own; istiod reads none
+    ("", "secrets", "watch", None),
+    ("", "secrets", "create", manifests.NAMESPACE),
+    ("", "secrets", "update", manifests.NAMESPACE),
     ("", "configmaps", "list", None),
     ("networking.istio.io", "virtualservices", "update", "default"),
     ("networking.istio.io", "sidecars", "create", "default"),
@@ -86,8 +96,32 @@ def test_istiod_may_do_exactly_what_pilot_discovery_needs(as_istiod: Client) -> 
     for group, resource, verb in GRANTED:
         # Cluster-wide: discovery lists every namespace's objects in one request.
         assert allowed(as_istiod, group, resource, verb, None), (group, resource, verb)
+    for group, resource, verb in GRANTED_IN_ISTIO_SYSTEM:
+        assert allowed(as_istiod, group, resource, verb, manifests.NAMESPACE), (resource, verb)
     for group, resource, verb, namespace in DENIED:
         assert not allowed(as_istiod, group, resource, verb, namespace), (resource, verb)
+
+
+def test_the_gateway_may_read_no_secret_nor_anything_else(
+    kubeconfig: Path, istiod_kubeconfig: Path, tmp_path: Path
+) -> None:
+    gateway = token_kubeconfig(
+        kubeconfig,
+        namespace=manifests.NAMESPACE,
+        account=manifests.GATEWAY_ACCOUNT,
+        out=tmp_path / "gateway",
+    )
+    with Client(KubeConfig.from_file(gateway), trust_env=False) as client:
+        for namespace in (manifests.NAMESPACE, None):
+            for verb in ("get", "list", "watch"):
+                assert not allowed(client, "", "secrets", verb, namespace), (verb, namespace)
+        for group, resource in (
+            ("", "pods"),
+            ("", "services"),
+            ("discovery.k8s.io", "endpointslices"),
+            ("networking.istio.io", "gateways"),
+        ):
+            assert not allowed(client, group, resource, "list", None), resource
 
 
 def test_pilot_discovery_runs_on_istiods_identity(

@@ -25,7 +25,8 @@ FIELD_MANAGER = "istiolite-test"
 
 def istio_resource(kind: str, version: str = "v1") -> type[GenericNamespacedResource]:
     """The lightkube class of an Istio kind at one version (`VirtualService`, `v1beta1`)."""
-    return create_namespaced_resource("networking.istio.io", version, kind, f"{kind.lower()}s")
+    plural = next(k.plural for k in crds.KINDS if k.kind == kind)
+    return create_namespaced_resource("networking.istio.io", version, kind, plural)
 
 
 VirtualService = istio_resource("VirtualService")

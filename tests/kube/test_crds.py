@@ -1,5 +1,6 @@
-"""The VirtualService, DestinationRule and Sidecar CRDs: derived from the API model, structural,
-and admitting exactly the shapes istiolite reads, under every version Istio serves."""
+"""The VirtualService, DestinationRule, Sidecar, Gateway and ServiceEntry CRDs: derived from the
+API model, structural, and admitting exactly the shapes istiolite reads, under every version
+Istio serves."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ VALID_CONFIG = [
     ROOT / "tests" / "api" / "testdata" / "bookinfo.yaml",
     ROOT / "tests" / "api" / "testdata" / "sidecar.yaml",
 ]
-ISTIO_KINDS = ("VirtualService", "DestinationRule", "Sidecar")
+ISTIO_KINDS = ("VirtualService", "DestinationRule", "Sidecar", "Gateway", "ServiceEntry")
 VERSIONS = ("v1", "v1beta1", "v1alpha3")
 
 
@@ -63,8 +64,10 @@ def spec_schema(crd: dict[str, Any]) -> dict[str, Any]:
 def test_every_istio_kind_has_a_crd_served_under_every_version() -> None:
     shipped = {c["spec"]["names"]["kind"]: c for c in crds.load()}
     assert tuple(shipped) == ISTIO_KINDS
+    plurals = {"ServiceEntry": "serviceentries"}
     for kind, crd in shipped.items():
-        assert crd["metadata"]["name"] == f"{kind.lower()}s.networking.istio.io"
+        plural = plurals.get(kind, f"{kind.lower()}s")
+        assert crd["metadata"]["name"] == f"{plural}.networking.istio.io"
         assert [(v["name"], v["served"], v["storage"]) for v in crd["spec"]["versions"]] == [
             ("v1", True, True),
             ("v1beta1", True, False),
@@ -73,7 +76,7 @@ def test_every_istio_kind_has_a_crd_served_under_every_version() -> None:
 
 
 def test_the_api_model_fields_appear_in_the_schema() -> None:
-    [vs, dr, sidecar] = crds.load()
+    [vs, dr, sidecar, gateway, entry] = crds.load()
     http = vs["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"][
         "properties"
     ]["http"]
@@ -98,6 +101,15 @@ def test_the_api_model_fields_appear_in_the_schema() -> None:
         "type": "object",
         "additionalProperties": {"type": "string"},
     }
+    server = spec_schema(gateway)["servers"]["items"]["properties"]
+    assert server["port"]["properties"]["number"] == {"type": "integer"}
+    assert server["tls"]["properties"]["credentialName"] == {"type": "string"}
+    entry_spec = spec_schema(entry)
+    assert entry_spec["endpoints"]["items"]["properties"]["ports"] == {
+        "type": "object",
+        "additionalProperties": {"type": "integer"},
+    }
+    assert entry_spec["resolution"] == {"type": "string"}
 
 
 # --- against the real API server ---------------------------------------------------------
@@ -182,13 +194,52 @@ async def test_unknown_fields_reach_istiolite_to_be_rejected_with_a_reason(
         "metadata": {"name": "reviews", "namespace": namespace},
         "spec": {
             "hosts": ["reviews"],
-            "tls": [{"match": [{"sniHosts": ["reviews"]}]}],
-            "http": [{"route": [{"destination": {"host": "reviews"}}]}],
+            "http": [
+                {
+                    "route": [{"destination": {"host": "reviews"}}],
+                    "mirrors": [{"destination": {"host": "reviews"}}],
+                }
+            ],
         },
     }
     created = await kube.create(istio_resource("VirtualService")(**body))
     assert created["spec"] == body["spec"]
-    with pytest.raises(ValidationError, match=r"spec\.tls: not supported: TLS \(SNI\) routes"):
+    with pytest.raises(ValidationError, match=r"spec\.http\[0\]\.mirrors: not supported"):
+        parse_resource(dict(created))
+
+
+@pytest.mark.kube
+@pytest.mark.parametrize(
+    ("kind", "spec", "problem"),
+    [
+        (
+            "Gateway",
+            {
+                "selector": {"istio": "ingressgateway"},
+                "servers": [
+                    {
+                        "port": {"number": 443, "name": "https", "protocol": "HTTPS"},
+                        "hosts": ["*"],
+                        "tls": {"mode": "SIMPLE", "serverCertificate": "/etc/certs/tls.crt"},
+                    }
+                ],
+            },
+            r"spec\.servers\[0\]\.tls\.serverCertificate: not supported: certificates from files",
+        ),
+        (
+            "ServiceEntry",
+            {"hosts": ["api.example.com"], "workloadSelector": {"labels": {"app": "vm"}}},
+            r"spec\.workloadSelector: not supported",
+        ),
+    ],
+)
+async def test_gateway_and_service_entry_fields_istiolite_lacks_arrive_to_be_refused(
+    kube: AsyncClient, namespace: str, kind: str, spec: dict[str, Any], problem: str
+) -> None:
+    body: dict[str, Any] = {"metadata": {"name": "x", "namespace": namespace}, "spec": spec}
+    created = await kube.create(istio_resource(kind, "v1beta1")(**body))
+    assert created["spec"] == spec
+    with pytest.raises(ValidationError, match=problem):
         parse_resource(dict(created))
 
 

@@ -549,12 +549,31 @@ ROUTING_FILES = {
 }
 
 
+# The way in from outside, as Istio's file of that name: a Gateway and the VirtualService bound
+# to it (analyzed with the sample in tests/api/test_analyze.py).
+GATEWAY_FILES = {"bookinfo-gateway.yaml": [("Gateway", "bookinfo-gateway"), (VS, "bookinfo")]}
+
+
 def routing(name: str) -> list[dict[str, Any]]:
     return load(NETWORKING / name)
 
 
 def test_routing_directory_holds_exactly_the_known_files() -> None:
-    assert sorted(path.name for path in NETWORKING.iterdir()) == sorted(ROUTING_FILES)
+    known = [*ROUTING_FILES, *GATEWAY_FILES]
+    assert sorted(path.name for path in NETWORKING.iterdir()) == sorted(known)
+
+
+def test_the_gateway_file_lets_the_sample_in_through_the_installed_gateway() -> None:
+    [gateway, bound] = routing("bookinfo-gateway.yaml")
+    assert kinds_and_names([gateway, bound]) == GATEWAY_FILES["bookinfo-gateway.yaml"]
+    assert gateway["spec"]["selector"] == {"istio": "ingressgateway"}
+    [server] = gateway["spec"]["servers"]
+    assert server["port"] == {"number": 8080, "name": "http", "protocol": "HTTP"}
+    assert bound["spec"]["gateways"] == ["bookinfo-gateway"]
+    assert bound["spec"]["hosts"] == ["*"]
+    [route] = bound["spec"]["http"]
+    assert {"uri": {"exact": "/productpage"}} in route["match"]
+    assert route["route"] == [{"destination": {"host": "productpage", "port": {"number": 9080}}}]
 
 
 @pytest.mark.parametrize(("name", "expected"), ROUTING_FILES.items())

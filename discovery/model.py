@@ -457,7 +457,9 @@ class _RouteIndex:
         routes_by_host: dict[str, list[VirtualService]] = defaultdict(list)
         wildcards: list[tuple[str, VirtualService]] = []
         label_keys: set[str] = set()
-        for vs in virtual_services:
+        # Sidecars are the mesh gateway: VirtualServices bound only to other gateways are not
+        # theirs (a gateway's `hosts: ["*"]` would otherwise take every host of the mesh).
+        for vs in (v for v in virtual_services if v.mesh):
             for host in vs.spec.hosts:
                 resolved = resolve_host(host, vs.meta.namespace, domain_suffix)
                 if resolved.startswith("*"):

@@ -29,7 +29,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 from google.protobuf import wrappers_pb2
 
-from istiolite.api.networking import OutboundMode
+from istiolite.api.networking import MESH, OutboundMode
 from istiolite.api.resources import Protocol
 from istiolite.discovery.model import Ident, Instance, MeshService, Proxy, Snapshot, instances
 from istiolite.discovery.translate.common import (
@@ -202,7 +202,8 @@ def _tcp_route(
     vs = snapshot.virtual_service(service.hostname, proxy.namespace)
     for tcp in vs.spec.tcp if vs else ():
         applies = not tcp.match or any(
-            (m.port is None or m.port == port)
+            (not m.gateways or MESH in m.gateways)
+            and (m.port is None or m.port == port)
             and all(proxy.labels.get(k) == v for k, v in m.source_labels.items())
             and (m.source_namespace is None or m.source_namespace == proxy.namespace)
             for m in tcp.match

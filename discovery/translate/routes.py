@@ -22,6 +22,7 @@ from google.protobuf import duration_pb2, wrappers_pb2
 from istiolite.api.networking import (
     GRPC_STATUS,
     MAX_DIRECT_RESPONSE_BODY,
+    MESH,
     CorsPolicy,
     Destination,
     HeaderOperations,
@@ -243,7 +244,10 @@ def _service_routes(
 
 
 def _applies(match: HTTPMatchRequest, port: int, proxy: Proxy) -> bool:
-    """Matches decided when config is built, not per request: port, caller labels and namespace."""
+    """Matches decided when config is built, not per request: port, caller labels and namespace.
+    A match that names gateways applies only at those: at a sidecar if `mesh` is among them."""
+    if match.gateways and MESH not in match.gateways:
+        return False
     if match.port is not None and match.port != port:
         return False
     if any(proxy.labels.get(k) != v for k, v in match.source_labels.items()):
